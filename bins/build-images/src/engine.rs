@@ -1,0 +1,411 @@
+//! The Docker Engine API side of a build: connect, pick a builder, build one target, read
+//! its progress, and ask the registry (through the engine) whether an image already exists.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::errors::Error as DockerError;
+use bollard::models::BuildInfoAux;
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
+use futures_util::StreamExt;
+
+use crate::error::{BuildError, format_tail};
+use crate::plan::{BuildPlan, PlannedImage, RegistryAuth};
+
+/// How many lines of a failing step's output an error shows.
+pub const TAIL_LINES: usize = 30;
+
+/// The builder a build ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Builder {
+    /// The engine's BuildKit, through a session.
+    Buildkit,
+    /// The classic (legacy) builder.
+    Classic,
+}
+
+impl std::fmt::Display for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Builder::Buildkit => "BuildKit",
+            Builder::Classic => "classic builder",
+        })
+    }
+}
+
+/// One finished build step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    /// The builder's name for the step, e.g. `[base 2/3] RUN make`.
+    pub name: String,
+    /// Served from cache.
+    pub cached: bool,
+}
+
+/// The result of building one target.
+#[derive(Debug, Clone)]
+pub struct TargetBuild {
+    /// The target.
+    pub target: String,
+    /// Local image ID.
+    pub image_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Layer digests (diff IDs), base first.
+    pub layers: Vec<String>,
+    /// Every step, in completion order.
+    pub steps: Vec<StepRecord>,
+}
+
+/// Something to show a person while a build runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent {
+    /// A step finished.
+    Step {
+        /// The target being built.
+        target: String,
+        /// The step.
+        name: String,
+        /// Served from cache.
+        cached: bool,
+        /// Wall time when known.
+        seconds: Option<f64>,
+    },
+    /// A line of step output.
+    Output {
+        /// The target being built.
+        target: String,
+        /// The line.
+        line: String,
+    },
+}
+
+/// Where progress goes.
+pub type Progress = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
+
+/// A connected engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    host: String,
+}
+
+fn credentials(auth: Option<&RegistryAuth>, registry: Option<&str>) -> Option<DockerCredentials> {
+    auth.map(|a| DockerCredentials {
+        username: Some(a.username.clone()),
+        password: Some(a.password.clone()),
+        serveraddress: registry.map(str::to_string),
+        ..Default::default()
+    })
+}
+
+/// The registry host of `name` (`host/repo`), if it names one.
+pub fn registry_host(name: &str) -> Option<&str> {
+    name.split_once('/').map(|(host, _)| host).filter(|h| h.contains(['.', ':']) || *h == "localhost")
+}
+
+impl Engine {
+    /// Connect through `DOCKER_HOST` (or the default socket) and check the engine answers.
+    pub async fn connect() -> Result<Self, BuildError> {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |reason: String| BuildError::EngineUnreachable { host: host.clone(), reason };
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
+            Ok(Ok(_)) => Ok(Self { docker, host }),
+            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Err(_) => Err(unreachable("no answer within 10 s".into())),
+        }
+    }
+
+    /// The underlying client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The engine address, for messages.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// True when the engine can run BuildKit builds (Linux engine, API 1.39 or later).
+    pub async fn supports_buildkit(&self) -> bool {
+        let Ok(version) = self.docker.version().await else { return false };
+        let api = version.api_version.unwrap_or_default();
+        let (major, minor) = api.split_once('.').unwrap_or(("0", "0"));
+        let api_ok = (major.parse::<u32>().unwrap_or(0), minor.parse::<u32>().unwrap_or(0)) >= (1, 39);
+        api_ok && version.os.as_deref() == Some("linux")
+    }
+
+    /// The registry digest of `reference` (`host/repo:tag`), `None` when the registry does not
+    /// have it. Asks the registry's API through the engine; nothing is pulled.
+    pub async fn registry_digest(
+        &self,
+        reference: String,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<Option<String>, String> {
+        let creds = credentials(auth, registry_host(&reference));
+        let call = self.docker.inspect_registry_image(&reference, creds);
+        match tokio::time::timeout(Duration::from_secs(20), call).await {
+            Err(_) => Err(format!("the registry did not answer about {reference} within 20 s")),
+            Ok(Ok(inspect)) => Ok(inspect.descriptor.digest),
+            Ok(Err(DockerError::DockerResponseServerError { status_code, message }))
+                if status_code == 404
+                    || message.contains("manifest unknown")
+                    || message.contains("not found") =>
+            {
+                Ok(None)
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+        }
+    }
+
+    /// Build one target from a packed context, tag it with every planned tag, and inspect it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn build_target(
+        &self,
+        plan: &BuildPlan,
+        image: &PlannedImage,
+        context: bytes::Bytes,
+        dockerfile_name: &str,
+        builder: Builder,
+        cache_from: &[String],
+        auth: Option<&RegistryAuth>,
+        progress: &Progress,
+    ) -> Result<TargetBuild, BuildError> {
+        let mut build_args: HashMap<String, String> = plan.build_args.clone().into_iter().collect();
+        let version = match builder {
+            Builder::Buildkit => {
+                // Inline cache metadata lets a later build on a fresh machine use this image as cache.
+                build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+                BuilderVersion::BuilderBuildKit
+            }
+            Builder::Classic => BuilderVersion::BuilderV1,
+        };
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(dockerfile_name)
+            .t(&image.primary_ref())
+            .target(&image.target)
+            .platform(&plan.platform)
+            .buildargs(&build_args)
+            .labels(&plan.labels.clone().into_iter().collect())
+            .rm(true)
+            .forcerm(true)
+            .version(version);
+        if !cache_from.is_empty() {
+            options = options.cachefrom(&cache_from.to_vec());
+        }
+        if builder == Builder::Buildkit {
+            options = options.session(&format!("statuspage-{}", uuid::Uuid::new_v4()));
+        }
+        let creds: Option<HashMap<String, DockerCredentials>> = registry_host(&image.name)
+            .and_then(|host| credentials(auth, Some(host)).map(|c| HashMap::from([(host.to_string(), c)])));
+        let mut stream = self.docker.build_image(options.build(), creds, Some(bollard::body_full(context)));
+        let mut tracker = StepTracker::new(&image.target, builder, progress.clone());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(tracker.failure(detail.message.unwrap_or_default()));
+                    }
+                    if let Some(text) = info.stream {
+                        tracker.classic_output(&text);
+                    }
+                    if let Some(BuildInfoAux::BuildKit(status)) = info.aux {
+                        tracker.buildkit_status(status);
+                    }
+                }
+                Err(DockerError::DockerStreamError { error }) => return Err(tracker.failure(error)),
+                Err(source) => {
+                    if tracker.failed_vertex.is_some() {
+                        return Err(tracker.failure(source.to_string()));
+                    }
+                    return Err(BuildError::Engine {
+                        action: format!("building target {}", image.target),
+                        source,
+                    });
+                }
+            }
+        }
+        if tracker.failed_vertex.is_some() {
+            return Err(tracker.failure(String::new()));
+        }
+        tracker.finish_classic_step();
+        let inspect = self.docker.inspect_image(&image.primary_ref()).await.map_err(|source| {
+            BuildError::Engine { action: format!("inspecting {}", image.primary_ref()), source }
+        })?;
+        for tag in &image.tags[1..] {
+            let options = TagImageOptionsBuilder::default().repo(&image.name).tag(tag).build();
+            self.docker.tag_image(&image.primary_ref(), Some(options)).await.map_err(|source| {
+                BuildError::Engine { action: format!("tagging {}:{tag}", image.name), source }
+            })?;
+        }
+        Ok(TargetBuild {
+            target: image.target.clone(),
+            image_id: inspect.id.unwrap_or_default(),
+            size: inspect.size.unwrap_or_default().max(0) as u64,
+            layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            steps: tracker.steps,
+        })
+    }
+}
+
+/// Follows a build's progress stream for either builder.
+struct StepTracker {
+    target: String,
+    builder: Builder,
+    progress: Progress,
+    steps: Vec<StepRecord>,
+    /// BuildKit: vertex digest to (name, started, reported).
+    vertexes: HashMap<String, (String, Option<Instant>, bool)>,
+    /// Output lines per vertex (BuildKit) or for the current step (classic, key "").
+    tails: HashMap<String, VecDeque<String>>,
+    failed_vertex: Option<(String, String)>,
+    classic_step: Option<(String, bool, Instant)>,
+}
+
+impl StepTracker {
+    fn new(target: &str, builder: Builder, progress: Progress) -> Self {
+        Self {
+            target: target.to_string(),
+            builder,
+            progress,
+            steps: Vec::new(),
+            vertexes: HashMap::new(),
+            tails: HashMap::new(),
+            failed_vertex: None,
+            classic_step: None,
+        }
+    }
+
+    fn remember(&mut self, key: &str, line: &str) {
+        let tail = self.tails.entry(key.to_string()).or_default();
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_string());
+        (self.progress)(ProgressEvent::Output { target: self.target.clone(), line: line.to_string() });
+    }
+
+    fn step_done(&mut self, name: String, cached: bool, seconds: Option<f64>) {
+        (self.progress)(ProgressEvent::Step {
+            target: self.target.clone(),
+            name: name.clone(),
+            cached,
+            seconds,
+        });
+        self.steps.push(StepRecord { name, cached });
+    }
+
+    fn buildkit_status(&mut self, status: bollard::moby::buildkit::v1::StatusResponse) {
+        for vertex in status.vertexes {
+            let entry =
+                self.vertexes.entry(vertex.digest.clone()).or_insert((vertex.name.clone(), None, false));
+            if vertex.started.is_some() && entry.1.is_none() {
+                entry.1 = Some(Instant::now());
+            }
+            if !vertex.error.is_empty() {
+                self.failed_vertex = Some((vertex.name.clone(), vertex.error.clone()));
+            }
+            if vertex.completed.is_some() && !entry.2 && vertex.error.is_empty() {
+                entry.2 = true;
+                let seconds = entry.1.map(|s| s.elapsed().as_secs_f64());
+                self.step_done(vertex.name, vertex.cached, if vertex.cached { None } else { seconds });
+            }
+        }
+        for log in status.logs {
+            let text = String::from_utf8_lossy(&log.msg).into_owned();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                self.remember(&log.vertex, line);
+            }
+        }
+    }
+
+    fn classic_output(&mut self, text: &str) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if line.starts_with("Step ") && line.contains(" : ") {
+                self.finish_classic_step();
+                self.tails.remove("");
+                self.classic_step = Some((line.to_string(), false, Instant::now()));
+            } else if line.trim() == "---> Using cache" {
+                if let Some(step) = self.classic_step.as_mut() {
+                    step.1 = true;
+                }
+            } else if !line.trim_start().starts_with("--->") && !line.starts_with("Removing intermediate") {
+                self.remember("", line);
+            }
+        }
+    }
+
+    fn finish_classic_step(&mut self) {
+        if let Some((name, cached, started)) = self.classic_step.take() {
+            self.step_done(name, cached, (!cached).then(|| started.elapsed().as_secs_f64()));
+        }
+    }
+
+    fn failure(&mut self, message: String) -> BuildError {
+        let (step, key, message) = match (self.builder, self.failed_vertex.take()) {
+            (Builder::Buildkit, Some((name, error))) => {
+                let key = self
+                    .vertexes
+                    .iter()
+                    .find(|(_, v)| v.0 == name)
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_default();
+                (name, key, if message.is_empty() { error } else { message })
+            }
+            _ => {
+                let step = self
+                    .classic_step
+                    .as_ref()
+                    .map(|s| s.0.clone())
+                    .unwrap_or_else(|| "(before the first step)".into());
+                (step, String::new(), message)
+            }
+        };
+        let tail: Vec<String> = self.tails.get(&key).map(|t| t.iter().cloned().collect()).unwrap_or_default();
+        BuildError::StepFailed {
+            target: self.target.clone(),
+            step,
+            message: message.trim().to_string(),
+            tail: format_tail(&tail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_host_is_found_only_when_named() {
+        assert_eq!(
+            registry_host("123.dkr.ecr.us-east-1.amazonaws.com/web"),
+            Some("123.dkr.ecr.us-east-1.amazonaws.com")
+        );
+        assert_eq!(registry_host("localhost/web"), Some("localhost"));
+        assert_eq!(registry_host("team/web"), None);
+        assert_eq!(registry_host("web"), None);
+    }
+
+    #[test]
+    fn classic_output_tracks_steps_cache_and_tail() {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let progress: Progress = Arc::new(move |e| sink.lock().unwrap().push(e));
+        let mut t = StepTracker::new("web", Builder::Classic, progress);
+        t.classic_output("Step 1/2 : FROM scratch\n ---> Using cache\n");
+        t.classic_output("Step 2/2 : RUN make\n");
+        for i in 0..40 {
+            t.classic_output(&format!("line {i}\n"));
+        }
+        let err = t.failure("exit code 2".into());
+        let text = err.to_string();
+        assert!(text.contains("target web failed at step `Step 2/2 : RUN make`: exit code 2"), "{text}");
+        assert!(text.contains("line 39") && text.contains("line 10") && !text.contains("line 9\n"), "{text}");
+        assert_eq!(t.steps, [StepRecord { name: "Step 1/2 : FROM scratch".into(), cached: true }]);
+    }
+}

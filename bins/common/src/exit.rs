@@ -1,0 +1,81 @@
+//! The exit-code contract every statuspage binary keeps.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | the thing being built or deployed failed (a failing RUN step, a rollout that did not become ready) |
+//! | 2 | bad input or usage: a flag, file, field or value is wrong; nothing was changed |
+//! | 3 | an external system (Docker Engine, registry, AWS, Kubernetes, GitHub) failed after retries |
+//! | 4 | the rollout failed and was rolled back to the previous release |
+//! | 5 | the rollout failed and the rollback failed too: a person must look now |
+
+/// Process exit codes, see the module documentation for the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything worked.
+    Success = 0,
+    /// The deployed or built thing failed.
+    Failed = 1,
+    /// Bad input or usage; nothing was changed.
+    Usage = 2,
+    /// An external system failed after retries.
+    External = 3,
+    /// Rolled back to the previous release.
+    RolledBack = 4,
+    /// Rollback failed.
+    RollbackFailed = 5,
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(code: ExitCode) -> Self {
+        std::process::ExitCode::from(code as u8)
+    }
+}
+
+/// Implemented by every crate's error type so `main` can map it to the contract.
+pub trait HasExitCode {
+    /// The exit code this error ends the process with.
+    fn exit_code(&self) -> ExitCode;
+}
+
+/// Print an error and its whole cause chain the way every binary does, then return its exit code.
+///
+/// The first line is `error: <message>`; each cause follows as `  caused by: <cause>`. In GitHub
+/// Actions the first line is also emitted as an `::error::` annotation.
+pub fn report<E>(binary: &str, err: &E) -> ExitCode
+where
+    E: std::error::Error + HasExitCode,
+{
+    let mut text = format!("{binary}: error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    if crate::actions::in_github_actions() {
+        crate::actions::Annotation::error(err.to_string()).emit();
+    }
+    eprintln!("{text}");
+    err.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_numbers() {
+        let all = [
+            (ExitCode::Success, 0),
+            (ExitCode::Failed, 1),
+            (ExitCode::Usage, 2),
+            (ExitCode::External, 3),
+            (ExitCode::RolledBack, 4),
+            (ExitCode::RollbackFailed, 5),
+        ];
+        for (code, number) in all {
+            assert_eq!(code as u8, number);
+        }
+    }
+}

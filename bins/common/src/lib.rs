@@ -1,0 +1,14 @@
+//! Shared building blocks of the statuspage binaries.
+//!
+//! Each binary is a thin shell around its own library crate; this crate holds what they all need
+//! exactly once: the [`release`] document that flows from build to push to patch to rollout,
+//! [`image_ref`] parsing, [`commit`] discovery, GitHub Actions I/O in [`actions`], and the
+//! [`exit`] code contract.
+
+pub mod actions;
+pub mod commit;
+pub mod exit;
+pub mod image_ref;
+pub mod release;
+
+pub use exit::ExitCode;

@@ -1,0 +1,59 @@
+//! The one error type of the push step.
+
+use statuspage_common::ExitCode;
+use statuspage_common::exit::HasExitCode;
+
+/// Everything that can stop a push.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// An AWS API call failed.
+    #[error(
+        "AWS {operation} failed: {message}. Check the credentials (default chain: web identity, profile, env) and AWS_REGION"
+    )]
+    Aws {
+        /// The API operation.
+        operation: &'static str,
+        /// The SDK's message, with the service error code when there is one.
+        message: String,
+    },
+    /// ECR answered with something unusable.
+    #[error("ECR {operation} returned {what}: {fix}")]
+    BadAnswer {
+        /// The API operation.
+        operation: &'static str,
+        /// What was wrong.
+        what: String,
+        /// What to do.
+        fix: &'static str,
+    },
+}
+
+impl HasExitCode for PushError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::External
+    }
+}
+
+/// Render an SDK error with its service code and message, never its request (which may carry headers).
+pub fn describe<E, R>(err: &aws_sdk_ecr::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ecr::error::SdkError;
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            format!("{}: {}", inner.code().unwrap_or("ServiceError"), inner.message().unwrap_or("no message"))
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    }
+}

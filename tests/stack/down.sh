@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Stop everything tests/stack/up.sh started, by PID, and undo its host changes (/etc/hosts,
+# certs.d). Data directories stay in $STACK_DIR; pass --purge to remove them too.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/lib.sh"
+if [[ -f $here/cluster.sh ]]; then
+  bash "$here/cluster.sh" down || true
+fi
+for component in registry aws docker; do
+  bash "$here/$component.sh" down || true
+done
+stack_hosts_clear
+rm -f "$STACK_ENV_FILE"
+if [[ ${1:-} == --purge ]]; then
+  rm -rf "$STACK_DIR"
+  stack_log "purged $STACK_DIR"
+fi
+stack_log "stack down"

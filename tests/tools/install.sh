@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install every third-party tool the tests and the local stack use, at the pins in versions.env.
+# Idempotent: a second run with nothing to do takes about a second. Needs root (apt-get).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+CACHE=${STATUSPAGE_CACHE:-/var/cache/statuspage}
+BIN=$CACHE/tools/bin
+mkdir -p "$BIN"
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# --- Debian packages -----------------------------------------------------------------------
+missing=()
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "apt-get install ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian starts these as services on install; the stack runs its own instances instead.
+for svc in docker containerd redis-server postgresql; do
+  if command -v systemctl >/dev/null && systemctl is-active -q "$svc" 2>/dev/null; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+  fi
+done
+
+# --- Python virtualenvs ---------------------------------------------------------------------
+# venv NAME "PKGS": one virtualenv per set, rebuilt only when the pin list changes.
+venv() {
+  local name=$1 pkgs=$2 dir=$CACHE/venv-$1
+  if [[ $(cat "$dir/.pins" 2>/dev/null) != "$pkgs" ]]; then
+    log "pip install into $dir: $pkgs"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    # shellcheck disable=SC2086
+    "$dir/bin/pip" install -q --disable-pip-version-check $pkgs
+    printf '%s' "$pkgs" >"$dir/.pins"
+  fi
+}
+venv judges "$PY_JUDGES"
+venv moto "$PY_MOTO"
+for tool in checkov cfn-lint hadolint zizmor kubernetes-validate; do
+  ln -sf "$CACHE/venv-judges/bin/$tool" "$BIN/$tool"
+done
+ln -sf "$CACHE/venv-moto/bin/moto_server" "$BIN/moto_server"
+
+# --- Go tools -------------------------------------------------------------------------------
+for spec in $GO_TOOLS; do
+  name=$(basename "${spec%@*}")
+  [[ $name == v5 ]] && name=kustomize
+  stamp=$CACHE/tools/$name.version
+  if [[ ! -x $BIN/$name || $(cat "$stamp" 2>/dev/null) != "$spec" ]]; then
+    log "go install $spec"
+    GOTOOLCHAIN=local GOBIN=$BIN GOFLAGS=-trimpath go install "$spec"
+    printf '%s' "$spec" >"$stamp"
+  fi
+done
+log "tools ready in $BIN"
