@@ -163,7 +163,8 @@ class Role:
         return f"http://127.0.0.1:{self.metrics_port if metrics else self.web_port}{path}"
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def log_lines(self) -> list[dict]:

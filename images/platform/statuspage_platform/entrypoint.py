@@ -16,6 +16,7 @@ code 78 after one JSON line naming the variable.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -39,6 +40,32 @@ RELEASE_STEPS: tuple[tuple[str, ...], ...] = (
     ("clearcache",),
 )
 ROLES = ("web", "worker", "scheduler", "release", "check-config", "healthcheck", "manage")
+
+
+class LogStream(io.TextIOBase):
+    """A text stream that turns each line a management command prints into one JSON log line."""
+
+    def __init__(self, logger: logging.Logger, level: int, **fields: object) -> None:
+        self.logger = logger
+        self.level = level
+        self.fields = fields
+        self._buffer = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            if line.strip():
+                self.logger.log(self.level, line.strip(), extra=self.fields)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer.strip():
+            self.logger.log(self.level, self._buffer.strip(), extra=self.fields)
+        self._buffer = ""
 
 
 class Terminated(SystemExit):
@@ -140,8 +167,12 @@ def run_release(config: Config, steps: Sequence[Sequence[str]] = RELEASE_STEPS) 
     for step in steps:
         begin = time.monotonic()
         logger.info("release step starting", extra={"role": "release", "step": " ".join(step)})
+        fields = {"role": "release", "step": " ".join(step)}
+        out, err = LogStream(logger, logging.INFO, **fields), LogStream(logger, logging.WARNING, **fields)
         try:
-            call_command(*step)
+            call_command(*step, stdout=out, stderr=err, no_color=True)
+            out.flush()
+            err.flush()
         except BaseException as exc:  # noqa: BLE001 - report any failure as one line, then fail
             logger.error("release step failed", extra={
                 "role": "release", "step": " ".join(step), "error": f"{type(exc).__name__}: {exc}"})

@@ -1,0 +1,42 @@
+"""The release command (the migration Job): every step, idempotent, JSON logs, fails loudly."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg2
+
+from conftest import entrypoint, postgres_stopped
+from services import DB_NAME, DB_PASSWORD, DB_USER, Services
+
+
+def test_release_runs_every_step_and_logs_json(released) -> None:  # type: ignore[no-untyped-def]
+    entries = [json.loads(line) for line in released.stdout.splitlines() if line.strip()]
+    done = [e["step"] for e in entries if e.get("msg") == "release step done"]
+    assert done == ["migrate --no-input", "remove_stale_contenttypes --no-input", "clearsessions", "clearcache"]
+    assert entries[-1]["msg"] == "release done"
+
+
+def test_release_migrated_the_database(released, services: Services) -> None:  # type: ignore[no-untyped-def]
+    conn = psycopg2.connect(host="127.0.0.1", port=services.pg_port, dbname=DB_NAME, user=DB_USER,
+                            password=DB_PASSWORD)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM django_migrations")
+            assert cur.fetchone()[0] > 0
+    finally:
+        conn.close()
+
+
+def test_release_is_idempotent(released, app_env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    again = entrypoint("release", app_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_release_fails_loudly_without_database(released, app_env: dict[str, str],  # type: ignore[no-untyped-def]
+                                               services: Services) -> None:
+    with postgres_stopped(services):
+        result = entrypoint("release", dict(app_env, DATABASE_CONNECT_TIMEOUT="2"))
+    assert result.returncode == 1
+    failed = [json.loads(line) for line in result.stdout.splitlines() if '"release step failed"' in line]
+    assert failed and failed[0]["step"] == "migrate --no-input" and "error" in failed[0]

@@ -1,0 +1,119 @@
+"""The worker and scheduler roles: a job is picked up, probes and RQ metrics on the metrics port,
+readiness follows PostgreSQL and Redis, and SIGTERM lets the current job finish."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue
+
+from conftest import Role, http_get, postgres_stopped, redis_stopped, running, wait_for, wait_http
+from services import REDIS_PASSWORD, Services
+
+
+def rq_connection(services: Services) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=services.redis_port, db=0, password=REDIS_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def worker(app_env: dict[str, str], released: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Role]:
+    with running("worker", app_env, tmp_path_factory.mktemp("worker-logs")) as role:
+        wait_http(role.url("/-/healthz", metrics=True), proc=role.proc)
+        yield role
+
+
+def test_worker_picks_up_a_job(worker: Role, services: Services, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    queue = Queue("high", connection=rq_connection(services))
+    job = queue.enqueue("fakeapp.tasks.write_marker", str(marker), "picked up")
+    wait_for(marker.exists, timeout=30, what="the worker ran the job")
+    assert marker.read_text() == "picked up"
+    wait_for(lambda: job.get_status(refresh=True) == "finished", what="job finished")
+
+
+@pytest.mark.parametrize("queue_name", ["default", "low"])
+def test_worker_listens_to_every_queue(worker: Role, services: Services, tmp_path: Path, queue_name: str) -> None:
+    marker = tmp_path / queue_name
+    Queue(queue_name, connection=rq_connection(services)).enqueue("fakeapp.tasks.write_marker", str(marker), "x")
+    wait_for(marker.exists, timeout=30, what=f"job on {queue_name} ran")
+
+
+def test_worker_probes(worker: Role) -> None:
+    assert http_get(worker.url("/-/healthz", metrics=True))[:3:2] == (200, b"ok\n")
+    status, _, body = http_get(worker.url("/-/readyz", metrics=True))
+    assert status == 200 and json.loads(body)["status"] == "ready"
+
+
+def rq_samples(role: Role) -> dict[str, list]:
+    status, _, body = http_get(role.url("/-/metrics", metrics=True))
+    assert status == 200
+    return {f.name: f.samples for f in text_string_to_metric_families(body.decode())}
+
+
+def test_rq_metrics(worker: Role, services: Services) -> None:
+    queue = Queue("low", connection=rq_connection(services))
+    # A job the worker cannot finish before we scrape: deferred behind a job id that never completes.
+    families = rq_samples(worker)
+    assert [s.value for s in families["statuspage_rq_up"]] == [1.0]
+    jobs = {(s.labels["queue"], s.labels["state"]): s.value for s in families["statuspage_rq_jobs"]}
+    for name in ("high", "default", "low"):
+        for state in ("queued", "started", "finished", "failed", "deferred", "scheduled"):
+            assert (name, state) in jobs
+    assert jobs[("high", "finished")] >= 1
+    workers = {s.labels["state"]: s.value for s in families["statuspage_rq_workers"]}
+    assert sum(workers.values()) >= 1
+    ages = {s.labels["queue"]: s.value for s in families["statuspage_rq_queue_oldest_job_age_seconds"]}
+    assert set(ages) >= {"high", "default", "low"}
+    assert "process_cpu_seconds_total" in {s.name for f in families.values() for s in f}
+    assert queue.name == "low"
+
+
+def test_worker_readiness_follows_services(worker: Role, services: Services) -> None:
+    url = worker.url("/-/readyz", metrics=True)
+    with postgres_stopped(services):
+        status, _, body = http_get(url)
+        assert status == 503 and json.loads(body)["checks"]["database"]["ok"] is False
+    wait_for(lambda: http_get(url)[0] == 200, what="worker ready after PostgreSQL restart")
+    with redis_stopped(services):
+        status, _, body = http_get(url)
+        assert status == 503 and json.loads(body)["checks"]["redis_tasks"]["ok"] is False
+        families = rq_samples(worker)
+        assert [s.value for s in families["statuspage_rq_up"]] == [0.0]
+        assert http_get(worker.url("/-/healthz", metrics=True))[0] == 200
+    wait_for(lambda: http_get(url)[0] == 200, timeout=60, what="worker ready after Redis restart")
+
+
+def test_sigterm_finishes_the_current_job(app_env: dict[str, str], released: object, services: Services,
+                                          tmp_path: Path) -> None:
+    with running("worker", app_env, tmp_path) as role:
+        wait_http(role.url("/-/healthz", metrics=True), proc=role.proc)
+        marker = tmp_path / "slow-marker"
+        job = Queue("default", connection=rq_connection(services)).enqueue(
+            "fakeapp.tasks.write_marker", str(marker), "finished after SIGTERM", 3.0)
+        wait_for(lambda: job.get_status(refresh=True) == "started", what="job started")
+        started = time.monotonic()
+        code = role.terminate(timeout=60)
+        assert marker.read_text() == "finished after SIGTERM"
+        assert job.get_status(refresh=True) == "finished"
+        assert code == 0 and time.monotonic() - started < 30
+        assert any("warm shut down" in e["msg"].lower() or "shutdown" in e["msg"].lower()
+                   for e in role.log_lines())
+
+
+def test_scheduler_runs_and_stops_on_sigterm(app_env: dict[str, str], released: object, tmp_path: Path) -> None:
+    with running("scheduler", app_env, tmp_path) as role:
+        wait_http(role.url("/-/healthz", metrics=True), proc=role.proc)
+        status, _, body = http_get(role.url("/-/readyz", metrics=True))
+        assert status == 200
+        assert http_get(role.url("/-/metrics", metrics=True))[0] == 200
+        time.sleep(1)
+        assert role.proc.poll() is None
+        code = role.terminate(timeout=30)
+        assert code in (0, 143), role.output()
+        role.log_lines()  # every line is JSON
