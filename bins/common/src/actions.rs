@@ -158,7 +158,7 @@ pub enum ActionsIoError {
 impl OutputFile {
     /// The `$GITHUB_OUTPUT` file, when the variable is set and non-empty.
     pub fn from_env() -> Option<Self> {
-        std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty()).map(|p| Self::new(p))
+        std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty()).map(Self::new)
     }
 
     /// A writer for an explicit path.

@@ -1,1 +1,67 @@
-//! Helpers for tests against the local stack.
+//! Helpers for tests against the local stack (`tests/stack/up.sh`): where its components are,
+//! fixture build contexts, and the repository's own binaries.
+//!
+//! A test that needs the stack and does not find it fails with
+//! "stack not running: run tests/stack/up.sh"; it never skips.
+
+use std::path::{Path, PathBuf};
+
+/// What the stack's env file (`/tmp/statuspage-stack/env`) provides.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// `unix://…/docker.sock` of the stack's engine.
+    pub docker_host: String,
+    /// The registry host (ECR's name for it).
+    pub registry: String,
+    /// Registry user (`AWS`).
+    pub user: String,
+    /// Registry password (the ECR token's).
+    pub password: String,
+}
+
+/// The stack from the environment, or a panic that says how to start it.
+pub fn stack() -> Stack {
+    let var = |key: &str| {
+        std::env::var(key)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| panic!("stack not running: run tests/stack/up.sh, then source /tmp/statuspage-stack/env ({key} is not set)"))
+    };
+    Stack {
+        docker_host: var("DOCKER_HOST"),
+        registry: var("STACK_REGISTRY"),
+        user: var("STACK_REGISTRY_USER"),
+        password: var("STACK_REGISTRY_PASSWORD"),
+    }
+}
+
+/// A client for the stack's engine.
+pub fn docker() -> bollard::Docker {
+    let _ = stack();
+    bollard::Docker::connect_with_defaults().expect("DOCKER_HOST of the stack engine")
+}
+
+/// A fresh name no earlier run used: `prefix-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A build context with the static busybox as `busybox`, the given Dockerfile, and a `nonce`
+/// file whose random content makes every fixture's cache its own.
+pub fn scratch_context(dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::copy("/bin/busybox", dir.path().join("busybox"))
+        .expect("/bin/busybox (Debian busybox-static) is installed by tests/tools/install.sh");
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    std::fs::write(dir.path().join("nonce"), uuid::Uuid::new_v4().to_string()).expect("write nonce");
+    dir
+}
+
+/// A built binary of this workspace (`cargo build --workspace --bins` puts them next to the tests).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
