@@ -43,12 +43,12 @@ fi
 [[ -x /usr/lib/postgresql/15/bin/postgres ]] || { log "PostgreSQL 15 is not installed"; exit 1; }
 state=$(mktemp -d /tmp/statuspage-images.XXXXXX)
 cleanup() {
-  "$venv/bin/python" images/tests/services.py stop "$state" || true
+  "$venv/bin/python" "$repo/images/tests/services.py" stop "$state" || true
   rm -rf "$state"
 }
 trap cleanup EXIT
 log "starting PostgreSQL and Redis in $state"
-"$venv/bin/python" images/tests/services.py start "$state" >/dev/null
+"$venv/bin/python" "$repo/images/tests/services.py" start "$state" >/dev/null
 
 # --- pytest ------------------------------------------------------------------------------------
 log "pytest images/tests"
