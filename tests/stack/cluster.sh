@@ -209,11 +209,14 @@ TOML
 
   cat >"$K8S_DIR/containerd/certs.d/$REGISTRY_HOST/hosts.toml" <<TOML
 # The stack registry (stands in for ECR): TLS with the stack CA; credentials come from imagePullSecrets.
+# One endpoint only, configured at the top level. A [host."https://..."] entry next to server would
+# make containerd 1.6 fall back to server (without this CA) after a 404 and report an x509 error
+# instead of "not found"; the empty [host] table is required by its parser ("invalid host tree").
 server = "https://$REGISTRY_HOST"
+capabilities = ["pull", "resolve"]
+ca = "$STACK_PKI/ca.crt"
 
-[host."https://$REGISTRY_HOST"]
-  capabilities = ["pull", "resolve"]
-  ca = "$STACK_PKI/ca.crt"
+[host]
 TOML
 
   cat >"$K8S_DIR/cni/net.d/10-statuspage.conflist" <<JSON
