@@ -445,17 +445,19 @@ cmd_up() {
 
 # Remove every iptables rule and chain whose name starts with KUBE- or CNI- (both families).
 clean_iptables() {
-  local ipt table rule chain
+  local ipt table chain num
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
     for table in filter nat mangle raw; do
       "$ipt" -w -t "$table" -S >/dev/null 2>&1 || continue
-      # Jumps from chains we do not own into ours.
-      while IFS= read -r rule; do
-        [[ -n $rule ]] || continue
-        # xargs splits the rule the way iptables -S quoted it (comments contain spaces).
-        printf '%s\n' "${rule/#-A /-D }" | xargs "$ipt" -w -t "$table" 2>/dev/null || true
-      done < <("$ipt" -w -t "$table" -S | grep -E '^-A ' | grep -vE '^-A (KUBE-|CNI-)' | grep -E -- '-j (KUBE-|CNI-)')
+      # Jumps from the built-in chains into ours, deleted by rule number (highest first): the
+      # CNI rules carry comments with escaped quotes that do not survive re-parsing.
+      for chain in PREROUTING INPUT FORWARD OUTPUT POSTROUTING; do
+        while IFS= read -r num; do
+          "$ipt" -w -t "$table" -D "$chain" "$num" 2>/dev/null || true
+        done < <("$ipt" -w -t "$table" -L "$chain" -n --line-numbers 2>/dev/null |
+          awk '$2 ~ /^(KUBE|CNI)-/ {print $1}' | sort -rn)
+      done
       while IFS= read -r chain; do
         "$ipt" -w -t "$table" -F "$chain" 2>/dev/null || true
       done < <("$ipt" -w -t "$table" -S | awk '$1=="-N" && ($2 ~ /^(KUBE|CNI)-/) {print $2}')
@@ -480,10 +482,22 @@ remove_cgroup_tree() {
   find "$root" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 }
 
+# PIDs of containerd-shim-runc-v2 processes serving our containerd (by its socket path).
+our_shims() {
+  local dir cmd
+  for dir in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline") || continue
+    [[ $cmd == *containerd-shim-runc-v2* && $cmd == *"-address $CTRD_SOCK "* ]] && echo "${dir#/proc/}"
+  done
+  return 0
+}
+
 cmd_down() {
   local netns=() id ns pid sub
-  stack_stop kube-proxy
-  stack_stop kubelet
+  # Independent daemons are stopped concurrently (each stop waits for its process to be gone).
+  stack_stop kube-proxy &
+  stack_stop kubelet &
+  wait
   if [[ -S $CTRD_SOCK ]] && stack_running containerd; then
     # Every pod sandbox and container: remember its network namespace, kill it, delete it.
     for id in $(ctr_k8s containers ls -q 2>/dev/null); do
@@ -498,16 +512,15 @@ cmd_down() {
       ctr_k8s containers delete "$id" >/dev/null 2>&1 || true
     done
   fi
-  stack_stop kube-scheduler
-  stack_stop kube-controller-manager
+  stack_stop kube-scheduler &
+  stack_stop kube-controller-manager &
+  stack_stop containerd &
+  wait
   stack_stop kube-apiserver
   stack_stop etcd
-  stack_stop containerd
   # Shims of our containerd (they outlive it by design); matched by our own socket path, killed by PID.
-  for pid in $(pgrep -x containerd-shim-runc-v2 2>/dev/null || true); do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-address $CTRD_SOCK "; then
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+  for pid in $(our_shims); do
+    kill -KILL "$pid" 2>/dev/null || true
   done
   for ns in "${netns[@]}"; do
     umount "$ns" 2>/dev/null || true

@@ -542,3 +542,59 @@ async fn real_node_restricted_namespace_rejects_root_pod() -> Result<()> {
     delete_namespace(&client, &ns).await;
     Ok(())
 }
+
+#[tokio::test]
+async fn real_cluster_admission_applies_limit_range_and_resource_quota() -> Result<()> {
+    let env = stack_env()?;
+    let client = client().await?;
+    let image = fixture_image(&env).await?;
+    let ns = namespace(&client, &env, "quota").await?;
+    let pp = PostParams::default();
+    let limits: k8s_openapi::api::core::v1::LimitRange = serde_json::from_value(json!({
+        "metadata": {"name": "defaults"},
+        "spec": {"limits": [{"type": "Container", "default": {"cpu": "200m", "memory": "48Mi"}, "defaultRequest": {"cpu": "20m", "memory": "24Mi"}}]},
+    }))?;
+    Api::namespaced(client.clone(), &ns).create(&pp, &limits).await?;
+    let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "pods"},
+        "spec": {"hard": {"pods": "1"}},
+    }))?;
+    let quotas = Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client.clone(), &ns);
+    quotas.create(&pp, &quota).await?;
+    // The quota controller must have computed usage before the admission plugin counts against it.
+    let q = &quotas;
+    wait_for("quota status", Duration::from_secs(30), move || async move {
+        let st = q.get("pods").await?.status.unwrap_or_default();
+        Ok((st.hard.is_some().then_some(()), format!("{st:?}")))
+    })
+    .await?;
+
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let mut c = container("first", &image, &[]);
+    c.as_object_mut().context("container")?.remove("resources");
+    let first: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "first"}, "spec": pod_spec(vec![c], "Always")}))?;
+    let first = pods.create(&pp, &first).await?;
+    // LimitRanger filled in the defaults.
+    let resources = first.spec.context("spec")?.containers[0].resources.clone().unwrap_or_default();
+    let mem_limit = resources.limits.as_ref().and_then(|l| l.get("memory")).map(|q| q.0.clone());
+    let cpu_request = resources.requests.as_ref().and_then(|r| r.get("cpu")).map(|q| q.0.clone());
+    ensure!(mem_limit.as_deref() == Some("48Mi"), "LimitRanger default limit missing: {resources:?}");
+    ensure!(cpu_request.as_deref() == Some("20m"), "LimitRanger default request missing: {resources:?}");
+
+    // ResourceQuota refuses the second pod.
+    let second: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "second"},
+        "spec": pod_spec(vec![container("second", &image, &[])], "Always"),
+    }))?;
+    match pods.create(&pp, &second).await {
+        Ok(_) => bail!("a second pod was admitted past a pods=1 quota"),
+        Err(kube::Error::Api(status)) => ensure!(
+            status.code == 403 && status.message.contains("exceeded quota: pods"),
+            "unexpected rejection: {status:?}"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    delete_namespace(&client, &ns).await;
+    Ok(())
+}
