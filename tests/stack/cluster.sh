@@ -116,6 +116,10 @@ k8s_cert() {
 
 make_pki() {
   stack_ca
+  # Certificates from an earlier CA (the stack's PKI was recreated) are thrown away.
+  if [[ -s $K8S_PKI/admin.crt ]] && ! openssl verify -CAfile "$STACK_PKI/ca.crt" "$K8S_PKI/admin.crt" >/dev/null 2>&1; then
+    rm -rf "$K8S_PKI"
+  fi
   mkdir -p "$K8S_PKI"
   k8s_cert etcd etcd "" IP:127.0.0.1 DNS:localhost
   k8s_cert apiserver-etcd-client kube-apiserver-etcd-client ""
@@ -493,17 +497,15 @@ our_shims() {
 }
 
 cmd_down() {
-  local netns=() id ns pid sub
+  local id pid sub
   # Independent daemons are stopped concurrently (each stop waits for its process to be gone).
   stack_stop kube-proxy &
   stack_stop kubelet &
   wait
   if [[ -S $CTRD_SOCK ]] && stack_running containerd; then
-    # Every pod sandbox and container: remember its network namespace, kill it, delete it.
+    # Every pod sandbox and container: kill it, delete it. (Their network namespaces are mounted
+    # below containerd's state dir, netns_mounts_under_state_dir, and unmounted with the rest.)
     for id in $(ctr_k8s containers ls -q 2>/dev/null); do
-      ns=$(ctr_k8s containers info "$id" 2>/dev/null |
-        jq -r '.Spec.linux.namespaces[]? | select(.type=="network") | .path // empty' 2>/dev/null || true)
-      [[ -n $ns ]] && netns+=("$ns")
       ctr_k8s tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
     done
     sleep 1
@@ -521,10 +523,6 @@ cmd_down() {
   # Shims of our containerd (they outlive it by design); matched by our own socket path, killed by PID.
   for pid in $(our_shims); do
     kill -KILL "$pid" 2>/dev/null || true
-  done
-  for ns in "${netns[@]}"; do
-    umount "$ns" 2>/dev/null || true
-    rm -f "$ns"
   done
   unmount_below "$K8S_DIR"
   # The kubelet links container logs into the fixed /var/log/containers; drop links to our logs.
