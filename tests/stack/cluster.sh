@@ -28,7 +28,7 @@ go_build() { # go_build OUT PACKAGE
     ld+=" -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor"
     ld+=" -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$K8S_MODDIR" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod \
+  (cd "$K8S_MODDIR" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
     "$GO" build -p 2 -trimpath -ldflags="$ld" -o "$out" "$pkg")
 }
 
@@ -63,7 +63,7 @@ cmd_build() {
 
 build_pause() {
   local src
-  src=$(cd "$K8S_MODDIR" && GOTOOLCHAIN=local GOFLAGS=-mod=mod "$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)
+  src=$(cd "$K8S_MODDIR" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly "$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)
   gcc -Os -Wall -Werror -static -DVERSION="v3.10-statuspage" -o "$K8S_BIN/pause" "$src/build/pause/linux/pause.c"
   strip "$K8S_BIN/pause"
 }
