@@ -33,11 +33,11 @@ go_build() { # go_build OUT PACKAGE
 }
 
 cmd_build() {
-  local stamp c start t0
+  local stamp c start t0 complete=1
   stamp=$(build_stamp)
-  if [[ -f $K8S_BIN/.stamp && $(cat "$K8S_BIN/.stamp") == "$stamp" ]]; then
-    for c in "${K8S_COMPONENTS[@]}" etcd pause; do [[ -x $K8S_BIN/$c ]] || break; done
-    [[ -x $K8S_BIN/pause ]] && return 0
+  for c in "${K8S_COMPONENTS[@]}" etcd pause; do [[ -x $K8S_BIN/$c ]] || complete=0; done
+  if ((complete)) && [[ -f $K8S_BIN/.stamp && $(cat "$K8S_BIN/.stamp") == "$stamp" ]]; then
+    return 0
   fi
   mkdir -p "$K8S_BIN"
   start=$SECONDS
