@@ -19,30 +19,40 @@ bin=$repo/target/release/statuspage-build
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp /bin/busybox "$work/busybox"
-# A shared stage with real work (about 2 s of hashing), then three small final stages.
+# The stage graph of images/Dockerfile, with CPU work standing in for downloads and compiles:
+# base -> source (fetch + verify) -> builder (wheels, docs, collectstatic); base -> runtime
+# (system libraries) <- COPY --from=builder; then web, worker and scheduler differ only in CMD.
 cat >"$work/Dockerfile" <<'DOCKERFILE'
 FROM scratch AS base
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 COPY nonce /nonce
-RUN dd if=/dev/zero bs=1M count=600 2>/dev/null | sha256sum > /base-hash
-FROM base AS deps
-RUN dd if=/dev/zero bs=1M count=200 2>/dev/null | md5sum > /deps-hash
-FROM deps AS web
-RUN echo web > /component
-FROM deps AS worker
-RUN echo worker > /component
-FROM deps AS scheduler
-RUN echo scheduler > /component
+FROM base AS source
+RUN dd if=/dev/zero bs=1M count=300 2>/dev/null | sha256sum > /source
+FROM base AS builder
+COPY --from=source /source /source
+RUN dd if=/dev/zero bs=1M count=600 2>/dev/null | sha256sum > /venv
+FROM base AS runtime
+RUN dd if=/dev/zero bs=1M count=400 2>/dev/null | sha256sum > /libs
+COPY --from=builder /venv /venv
+FROM runtime AS worker
+CMD ["worker"]
+FROM runtime AS scheduler
+CMD ["scheduler"]
+FROM runtime AS web
+CMD ["web"]
 DOCKERFILE
-sha=$(printf '%040d' 0)
+sha=$(printf "%040d" 0)
+# A fixed creation time, as a real commit has (otherwise the created label is "now").
+export SOURCE_DATE_EPOCH=1767225600
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 
-ours() { "$bin" --context "$work" --sha "$sha" --registry "$STACK_REGISTRY" --target "web=bench/$1-web,worker=bench/$1-worker,scheduler=bench/$1-scheduler" "${@:2}" >/dev/null 2>"$work/ours.log"; }
+ours() { "$bin" --context "$work" --sha "$sha" --registry "$STACK_REGISTRY" --target "web=bench/$1-web,worker=bench/$1-worker,scheduler=bench/$1-scheduler" "${@:2}" >/dev/null 2>"$work/ours.log" || { cat "$work/ours.log" >&2; return 1; }; }
 theirs() {
-  for t in web worker scheduler; do
-    DOCKER_BUILDKIT=0 docker build -q --target "$t" -t "$STACK_REGISTRY/bench/$1-$t:$sha" "$work" >/dev/null 2>"$work/cli.log"
+  local target
+  for target in web worker scheduler; do
+    DOCKER_BUILDKIT=0 docker build -q --target "$target" -t "$STACK_REGISTRY/bench/$1-$target:$sha" "$work" >/dev/null 2>"$work/cli.log"
   done
 }
 
@@ -62,9 +72,9 @@ for round in $(seq 1 "$rounds"); do
 done
 
 # Skip decision: push one set, then time the run that finds them all.
-for t in web worker scheduler; do
-  docker --config "$work/docker-config" login -u "$STACK_REGISTRY_USER" --password-stdin "$STACK_REGISTRY" <<<"$STACK_REGISTRY_PASSWORD" >/dev/null 2>&1
-  docker --config "$work/docker-config" push -q "$STACK_REGISTRY/bench/r1-$t:$sha" >/dev/null
+docker --config "$work/docker-config" login -u "$STACK_REGISTRY_USER" --password-stdin "$STACK_REGISTRY" <<<"$STACK_REGISTRY_PASSWORD" >/dev/null 2>&1
+for target in web worker scheduler; do
+  docker --config "$work/docker-config" push -q "$STACK_REGISTRY/bench/r1-$target:$sha" >/dev/null
 done
 t=$(now)
 STATUSPAGE_REGISTRY_USERNAME=$STACK_REGISTRY_USER STATUSPAGE_REGISTRY_PASSWORD=$STACK_REGISTRY_PASSWORD ours r1

@@ -51,11 +51,11 @@ stack_start() {
 
 # stack_stop NAME: TERM the recorded PID (and its process group), KILL after 20 s, forget it.
 stack_stop() {
-  local name=$1 pid i
+  local name=$1 pid
   pid=$(stack_pid "$name")
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 200); do
+    for _ in $(seq 1 200); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Static judges over the whole repository, pinned by tests/tools/versions.env: rustfmt, clippy,
-# shellcheck-free style aside, the GitHub workflow and action linters (actionlint, zizmor).
+# ShellCheck on every shell script, the GitHub workflow and action linters (actionlint, zizmor).
 # Each tool must report zero findings.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 status=0
 check() {
   local name=$1
@@ -18,6 +18,9 @@ check() {
 
 check "cargo fmt" cargo fmt --all --check
 check "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+mapfile -t scripts < <({ git ls-files '*.sh'; echo tests/run; echo bin/local-deploy; echo .ci/run; } | sort -u)
+check "shellcheck" shellcheck -x -S warning "${scripts[@]}"
 
 mapfile -t workflows < <(find .github/workflows -name '*.yml' -o -name '*.yaml' 2>/dev/null | sort)
 mapfile -t action_files < <(find actions -name 'action.yml' 2>/dev/null | sort)

@@ -1,7 +1,6 @@
-//! Pack the build context as the engine wants it: a gzipped tar, `.dockerignore` honoured,
+//! Pack the build context as the engine wants it: a tar, `.dockerignore` honoured,
 //! entries in a stable order with fixed timestamps so the same tree always packs the same bytes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
@@ -55,7 +54,8 @@ impl IgnoreRules {
     }
 }
 
-/// Pack `context` (and the Dockerfile, if it lives elsewhere) into a gzipped tar.
+/// Pack `context` (and the Dockerfile, if it lives elsewhere) into a tar. Uncompressed: the
+/// engine is local (a Unix socket or a runner's), where gzip costs more time than it saves.
 /// Returns the bytes and the Dockerfile's name inside the archive.
 pub fn pack(
     context: &Path,
@@ -75,8 +75,7 @@ pub fn pack(
     collect(context, context, &rules, &mut files)?;
     files.sort();
 
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(encoder);
+    let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
     for relative in &files {
@@ -95,9 +94,7 @@ pub fn pack(
             OUTSIDE_DOCKERFILE.to_string()
         }
     };
-    let encoder = tar.into_inner().map_err(io(context))?;
-    let mut bytes = encoder.finish().map_err(io(context))?;
-    bytes.flush().map_err(io(context))?;
+    let bytes = tar.into_inner().map_err(io(context))?;
     Ok((bytes, name))
 }
 
@@ -149,7 +146,7 @@ mod tests {
         let (second, _) =
             pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into())).unwrap();
         assert_eq!(first, second, "same tree, same bytes");
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(first.as_slice()));
+        let mut archive = tar::Archive::new(first.as_slice());
         let names: Vec<String> = archive
             .entries()
             .unwrap()

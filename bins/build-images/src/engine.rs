@@ -18,6 +18,40 @@ use crate::plan::{BuildPlan, PlannedImage, RegistryAuth};
 /// How many lines of a failing step's output an error shows.
 pub const TAIL_LINES: usize = 30;
 
+/// Label holding the digest of everything that went into an image (context, Dockerfile, target,
+/// build args, platform, labels, builder). An image with the same tag and the same digest is
+/// reused as it is: building it again would produce the same thing.
+pub const INPUTS_LABEL: &str = "io.statuspage.build-inputs";
+
+/// The [`INPUTS_LABEL`] value for one target.
+pub fn inputs_digest(
+    plan: &BuildPlan,
+    image: &PlannedImage,
+    context: &[u8],
+    dockerfile_name: &str,
+    builder: Builder,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let mut field = |name: &str, value: &[u8]| {
+        hash.update(name.as_bytes());
+        hash.update((value.len() as u64).to_le_bytes());
+        hash.update(value);
+    };
+    field("context", context);
+    field("dockerfile", dockerfile_name.as_bytes());
+    field("target", image.target.as_bytes());
+    field("platform", plan.platform.as_bytes());
+    field("builder", format!("{builder:?}").as_bytes());
+    for (key, value) in &plan.build_args {
+        field("arg", format!("{key}={value}").as_bytes());
+    }
+    for (key, value) in &plan.labels {
+        field("label", format!("{key}={value}").as_bytes());
+    }
+    format!("sha256:{:x}", hash.finalize())
+}
+
 /// The builder a build ran with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -176,6 +210,12 @@ impl Engine {
         auth: Option<&RegistryAuth>,
         progress: &Progress,
     ) -> Result<TargetBuild, BuildError> {
+        let inputs = inputs_digest(plan, image, &context, dockerfile_name, builder);
+        if let Some(reused) = self.reuse(image, &inputs, progress).await? {
+            return Ok(reused);
+        }
+        let mut labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
+        labels.insert(INPUTS_LABEL.into(), inputs);
         let mut build_args: HashMap<String, String> = plan.build_args.clone().into_iter().collect();
         let version = match builder {
             Builder::Buildkit => {
@@ -191,7 +231,7 @@ impl Engine {
             .target(&image.target)
             .platform(&plan.platform)
             .buildargs(&build_args)
-            .labels(&plan.labels.clone().into_iter().collect())
+            .labels(&labels)
             .rm(true)
             .forcerm(true)
             .version(version);
@@ -237,12 +277,7 @@ impl Engine {
         let inspect = self.docker.inspect_image(&image.primary_ref()).await.map_err(|source| {
             BuildError::Engine { action: format!("inspecting {}", image.primary_ref()), source }
         })?;
-        for tag in &image.tags[1..] {
-            let options = TagImageOptionsBuilder::default().repo(&image.name).tag(tag).build();
-            self.docker.tag_image(&image.primary_ref(), Some(options)).await.map_err(|source| {
-                BuildError::Engine { action: format!("tagging {}:{tag}", image.name), source }
-            })?;
-        }
+        self.tag_extra(image).await?;
         Ok(TargetBuild {
             target: image.target.clone(),
             image_id: inspect.id.unwrap_or_default(),
@@ -250,6 +285,45 @@ impl Engine {
             layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
             steps: tracker.steps,
         })
+    }
+
+    /// The local image tagged `<name>:<commit tag>` when it was built from exactly `inputs`.
+    async fn reuse(
+        &self,
+        image: &PlannedImage,
+        inputs: &str,
+        progress: &Progress,
+    ) -> Result<Option<TargetBuild>, BuildError> {
+        let Ok(existing) = self.docker.inspect_image(&image.primary_ref()).await else { return Ok(None) };
+        let labels = existing.config.as_ref().and_then(|c| c.labels.as_ref());
+        if labels.and_then(|l| l.get(INPUTS_LABEL)).map(String::as_str) != Some(inputs) {
+            return Ok(None);
+        }
+        self.tag_extra(image).await?;
+        let name = format!("reuse {}: built from the same inputs", image.primary_ref());
+        progress(ProgressEvent::Step {
+            target: image.target.clone(),
+            name: name.clone(),
+            cached: true,
+            seconds: None,
+        });
+        Ok(Some(TargetBuild {
+            target: image.target.clone(),
+            image_id: existing.id.unwrap_or_default(),
+            size: existing.size.unwrap_or_default().max(0) as u64,
+            layers: existing.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            steps: vec![StepRecord { name, cached: true }],
+        }))
+    }
+
+    async fn tag_extra(&self, image: &PlannedImage) -> Result<(), BuildError> {
+        for tag in &image.tags[1..] {
+            let options = TagImageOptionsBuilder::default().repo(&image.name).tag(tag).build();
+            self.docker.tag_image(&image.primary_ref(), Some(options)).await.map_err(|source| {
+                BuildError::Engine { action: format!("tagging {}:{tag}", image.name), source }
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -379,6 +453,41 @@ impl StepTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_digest_changes_with_every_input() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch AS web\nARG A\n").unwrap();
+        let config = crate::plan::BuildConfig {
+            context: dir.path().into(),
+            dockerfile: "Dockerfile".into(),
+            targets: vec!["web".parse().unwrap()],
+            registry: None,
+            commit: statuspage_common::commit::Commit { sha: "a".repeat(40), dirty: false },
+            extra_tags: vec![],
+            build_args: [("A".to_string(), "1".to_string())].into(),
+            platform: "linux/amd64".into(),
+            source_url: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            version: None,
+            cache_from: vec![],
+            builder: crate::plan::BuilderChoice::Auto,
+            skip_existing: false,
+            registry_auth: None,
+        };
+        let plan = BuildPlan::new(&config).unwrap();
+        let image = &plan.images[0];
+        let base = inputs_digest(&plan, image, b"ctx", "Dockerfile", Builder::Buildkit);
+        assert_eq!(base, inputs_digest(&plan, image, b"ctx", "Dockerfile", Builder::Buildkit));
+        assert_ne!(base, inputs_digest(&plan, image, b"ctx2", "Dockerfile", Builder::Buildkit));
+        assert_ne!(base, inputs_digest(&plan, image, b"ctx", "Dockerfile", Builder::Classic));
+        let mut other = plan.clone();
+        other.build_args.insert("A".into(), "2".into());
+        assert_ne!(base, inputs_digest(&other, image, b"ctx", "Dockerfile", Builder::Buildkit));
+        let mut other = plan.clone();
+        other.labels.insert("org.opencontainers.image.created".into(), "later".into());
+        assert_ne!(base, inputs_digest(&other, image, b"ctx", "Dockerfile", Builder::Buildkit));
+    }
 
     #[test]
     fn registry_host_is_found_only_when_named() {

@@ -2,9 +2,9 @@
 //! Docker Engine API.
 //!
 //! [`run`] validates everything first ([`plan::BuildPlan`]), skips the work when every image is
-//! already in the registry, packs the context once, and builds all targets: concurrently with
-//! BuildKit (which builds each shared stage once for all of them), one after another with the
-//! classic builder. The result is a [`statuspage_common::release::Release`] for the push step.
+//! already in the registry, packs the context once, and builds the targets one after another:
+//! the first builds every shared stage (BuildKit runs independent stages in parallel), the others
+//! reuse them from the engine's cache. The result is a [`statuspage_common::release::Release`] for the push step.
 
 pub mod cli;
 pub mod context;
@@ -145,12 +145,11 @@ impl BuildJob<'_> {
             .await
     }
 
-    /// BuildKit: all targets at once (concurrent solves share every identical step, so each
-    /// shared stage runs once). Classic: one after another, stopping at the first failure.
+    /// One target after another, stopping at the first failure. The first build makes every
+    /// shared stage (BuildKit runs independent stages of it in parallel); the others find those
+    /// stages in the cache. Not concurrently: concurrent solves that share steps and export inline
+    /// cache crash Engine 20.10's BuildKit ("concurrent map writes" in its cache exporter).
     async fn all(&self, builder: Builder) -> Vec<Result<TargetBuild, BuildError>> {
-        if builder == Builder::Buildkit {
-            return join_all(self.plan.images.iter().map(|image| self.one(image, builder))).await;
-        }
         let mut results = Vec::new();
         for image in &self.plan.images {
             let result = self.one(image, builder).await;

@@ -136,18 +136,21 @@ async fn buildkit_builds_three_targets_sharing_the_common_stage_once_then_fully_
         .count();
     assert!(executed_base_runs >= 1, "the shared RUN step was reported");
 
-    // A second run with no change: every step cached, same layers. (The image ID still moves:
-    // the engine's BuildKit stamps each image config with the time it was exported.)
+    // A second run with no change: nothing runs. Every image is found locally with the same
+    // build-inputs digest and reused as it is.
     let mut again = config(context.path(), &prefix, BuilderChoice::Auto);
     again.skip_existing = false;
     let second = run(&again, quiet()).await.unwrap();
     for (before, after) in first.targets.iter().zip(&second.targets) {
-        assert_eq!(before.layers, after.layers, "{} changed without a change", before.target);
+        assert_eq!(before.image_id, after.image_id, "{} changed without a change", before.target);
+        assert!(after.steps.iter().all(|s| s.name.starts_with("reuse ")), "{:?}", after.steps);
         let uncached: Vec<_> = after.steps.iter().filter(|s| !s.cached && s.name.contains("RUN")).collect();
         assert!(uncached.is_empty(), "{}: steps ran again: {uncached:?}", after.target);
     }
 
-    // Changing one target's last stage rebuilds only that target.
+    // Changing one target's last stage rebuilds only that target: the others come out of
+    // BuildKit's cache with the same layers. (Their image IDs still move: the engine's BuildKit
+    // stamps each image config with the time it was exported.)
     let edited = THREE_TARGETS.replace("echo worker >", "echo worker-v2 >");
     std::fs::write(context.path().join("Dockerfile"), edited).unwrap();
     let third = run(&again, quiet()).await.unwrap();
