@@ -26,11 +26,48 @@ pub enum PushError {
         /// What to do.
         fix: &'static str,
     },
+    /// The release document cannot be pushed as it is.
+    #[error(transparent)]
+    Release(#[from] statuspage_common::release::ReleaseError),
+    /// An image of the release is wrong or absent.
+    #[error("release image {component}: {problem}: {fix}")]
+    BadImage {
+        /// Component name (web, worker, scheduler).
+        component: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The Docker Engine is not reachable.
+    #[error("Docker Engine at {host} is unreachable: {reason}. Start it or set DOCKER_HOST to its socket")]
+    EngineUnreachable {
+        /// DOCKER_HOST or the default socket.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// A push failed after every retry.
+    #[error("pushing {reference} failed after {attempts} attempts: {message}")]
+    PushFailed {
+        /// The image reference.
+        reference: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
+    /// Writing outputs failed.
+    #[error(transparent)]
+    Output(#[from] statuspage_common::actions::ActionsIoError),
 }
 
 impl HasExitCode for PushError {
     fn exit_code(&self) -> ExitCode {
-        ExitCode::External
+        match self {
+            PushError::Release(_) | PushError::BadImage { .. } => ExitCode::Usage,
+            _ => ExitCode::External,
+        }
     }
 }
 

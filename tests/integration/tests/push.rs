@@ -1,0 +1,164 @@
+//! The push binary against the stack: moto's ECR and STS through the AWS SDK's default chain
+//! (web identity), the registry ECR names, and the stack's Docker Engine.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use statuspage_build_images::{BuildConfig, BuilderChoice, run};
+use statuspage_common::commit::Commit;
+use statuspage_common::release::Release;
+use statuspage_integration_tests::{binary, scratch_context, stack, unique};
+
+const DOCKERFILE: &str = "\
+FROM scratch AS base
+COPY busybox /bin/busybox
+COPY nonce /nonce
+FROM base AS web
+CMD [\"/bin/busybox\", \"true\"]
+FROM base AS worker
+CMD [\"/bin/busybox\", \"false\"]
+";
+
+fn push_binary(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(binary("statuspage-push"))
+        .args(args)
+        .env_remove("GITHUB_ACTIONS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn built_release(prefix: &str) -> Release {
+    let s = stack();
+    let context = scratch_context(DOCKERFILE);
+    let config = BuildConfig {
+        context: context.path().to_path_buf(),
+        dockerfile: "Dockerfile".into(),
+        targets: vec![
+            format!("web={prefix}-web").parse().unwrap(),
+            format!("worker={prefix}-worker").parse().unwrap(),
+        ],
+        registry: Some(s.registry),
+        commit: Commit { sha: "fedcba9876543210fedcba9876543210fedcba98".into(), dirty: false },
+        extra_tags: vec!["candidate".into()],
+        build_args: Default::default(),
+        platform: "linux/amd64".into(),
+        source_url: None,
+        created: "2026-01-01T00:00:00Z".into(),
+        version: None,
+        cache_from: vec![],
+        builder: BuilderChoice::Auto,
+        skip_existing: false,
+        registry_auth: None,
+    };
+    run(&config, std::sync::Arc::new(|_| {})).await.unwrap().release
+}
+
+#[tokio::test]
+async fn push_creates_immutable_repositories_pushes_every_tag_and_records_digests() {
+    let s = stack();
+    let prefix = unique("push-it");
+    let release = built_release(&prefix).await;
+    let (code, out, err) = push_binary(&["--release", "-"], &release.to_json());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("AWS identity: ") && err.contains("statuspage-deploy"), "{err}");
+    let pushed = Release::parse(&out, "stdout").unwrap();
+    let docker = statuspage_integration_tests::docker();
+    for (component, image) in &pushed.images {
+        let digest = image.digest.clone().unwrap_or_else(|| panic!("{component} has no digest: {out}"));
+        assert!(digest.starts_with("sha256:"));
+        // The registry serves exactly that digest, for the commit tag and the extra tag.
+        let creds = bollard::auth::DockerCredentials {
+            username: Some(s.user.clone()),
+            password: Some(s.password.clone()),
+            ..Default::default()
+        };
+        for tag in [image.tag.as_str(), "candidate"] {
+            let inspect = docker
+                .inspect_registry_image(&format!("{}:{tag}", image.repository), Some(creds.clone()))
+                .await
+                .unwrap();
+            assert_eq!(inspect.descriptor.digest.as_deref(), Some(digest.as_str()), "{component}:{tag}");
+        }
+    }
+    // The repositories now exist in ECR with immutable tags.
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let repos = aws_sdk_ecr::Client::new(&sdk)
+        .describe_repositories()
+        .repository_names(format!("{prefix}-web"))
+        .repository_names(format!("{prefix}-worker"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repos.repositories().len(), 2);
+    assert!(
+        repos
+            .repositories()
+            .iter()
+            .all(|r| r.image_tag_mutability() == Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable))
+    );
+}
+
+#[tokio::test]
+async fn push_refuses_bad_documents_and_images_outside_the_registry_before_changing_anything() {
+    let (code, _, err) = push_binary(&["--release", "-"], "{\"version\": 1, \"commit\": \"x\"}");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("release document - is malformed") && err.contains("images"), "{err}");
+
+    let mut release = built_release(&unique("push-it-bad")).await;
+    let web = release.images.get_mut("web").unwrap();
+    web.repository = "elsewhere.example/statuspage-web".into();
+    let (code, _, err) = push_binary(&["--release", "-"], &release.to_json());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "release image web: repository elsewhere.example/statuspage-web is not in the ECR registry"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("repository ") || !err.contains(" ready"), "no repository was created: {err}");
+}
+
+#[test]
+fn push_dry_run_calls_nothing() {
+    let mut release = Release::new("a".repeat(40));
+    release.images.insert(
+        "web".into(),
+        statuspage_common::release::ReleaseImage {
+            repository: "123456789012.dkr.ecr.us-east-1.amazonaws.com/statuspage-web".into(),
+            tag: "a".repeat(40),
+            extra_tags: vec![],
+            digest: None,
+            image_id: None,
+            size: None,
+            built: Some(true),
+        },
+    );
+    let out = Command::new(binary("statuspage-push"))
+        .args(["--dry-run", "--release", "-"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(release.to_json().as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("web: ensure repository statuspage-web, push tags"), "{err}");
+}
