@@ -41,9 +41,17 @@ pub trait HasExitCode {
 
 /// Print an error and its whole cause chain the way every binary does, then return its exit code.
 ///
-/// The first line is `error: <message>`; each cause follows as `  caused by: <cause>`. In GitHub
-/// Actions the first line is also emitted as an `::error::` annotation.
+/// The first line is `<binary>: error: <message>`; each cause follows as `  caused by: <cause>`.
+/// In GitHub Actions the message is also emitted as an `::error::` annotation.
 pub fn report<E>(binary: &str, err: &E) -> ExitCode
+where
+    E: std::error::Error + HasExitCode,
+{
+    report_at(binary, err, None)
+}
+
+/// [`report`], with the annotation pointing at a file (relative to the repository) and line.
+pub fn report_at<E>(binary: &str, err: &E, location: Option<(String, Option<u32>)>) -> ExitCode
 where
     E: std::error::Error + HasExitCode,
 {
@@ -54,7 +62,11 @@ where
         source = cause.source();
     }
     if crate::actions::in_github_actions() {
-        crate::actions::Annotation::error(err.to_string()).emit();
+        let annotation = crate::actions::Annotation::error(err.to_string());
+        match location {
+            Some((file, line)) => annotation.at(file, line).emit(),
+            None => annotation.emit(),
+        }
     }
     eprintln!("{text}");
     err.exit_code()

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use statuspage_common::ExitCode;
-use statuspage_common::actions::{self, Annotation, OutputFile};
-use statuspage_common::exit::HasExitCode;
+use statuspage_common::actions::{self, OutputFile};
 use statuspage_common::release::{Release, ReleaseError};
 
 use crate::{Mode, PatchConfig, PatchError, report};
@@ -116,20 +115,8 @@ fn annotation_path(path: &Path) -> String {
 /// Report an error the way every binary does; errors about a kustomization line point the
 /// Actions annotation at that file and line.
 fn report_error(err: &PatchError) -> ExitCode {
-    match err.location() {
-        Some((path, line)) if actions::in_github_actions() => {
-            Annotation::error(err.to_string()).at(annotation_path(path), line).emit();
-            let mut text = format!("{BINARY}: error: {err}");
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                text.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
-            }
-            eprintln!("{text}");
-            err.exit_code()
-        }
-        _ => statuspage_common::exit::report(BINARY, err),
-    }
+    let location = err.location().map(|(path, line)| (annotation_path(path), line));
+    statuspage_common::exit::report_at(BINARY, err, location)
 }
 
 /// Run the command: everything `main` does after parsing.
