@@ -51,9 +51,11 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
         match existing_digests(&engine, &plan, config).await {
             Ok(Some(digests)) => {
                 let mut release = plan.release();
-                for (image, digest) in release.images.values_mut().zip(digests) {
-                    image.digest = Some(digest);
-                    image.built = Some(false);
+                for (target, digest) in digests {
+                    if let Some(image) = release.images.get_mut(&target) {
+                        image.digest = Some(digest);
+                        image.built = Some(false);
+                    }
                 }
                 notes.push("every image is already in the registry: build skipped".into());
                 return Ok(BuildOutcome { release, builder: None, targets: Vec::new(), notes });
@@ -163,21 +165,21 @@ impl BuildJob<'_> {
     }
 }
 
-/// The registry digests of every planned image, or `None` as soon as one is missing.
+/// The registry digest of every planned image by target, or `None` as soon as one is missing.
 async fn existing_digests(
     engine: &Engine,
     plan: &BuildPlan,
     config: &BuildConfig,
-) -> Result<Option<Vec<String>>, String> {
+) -> Result<Option<Vec<(String, String)>>, String> {
     // Only the commit tag decides: extra tags such as `main` move between commits.
     let checks = plan
         .images
         .iter()
         .map(|image| engine.registry_digest(image.primary_ref(), config.registry_auth.as_ref()));
     let mut digests = Vec::new();
-    for result in join_all(checks).await {
+    for (image, result) in plan.images.iter().zip(join_all(checks).await) {
         match result? {
-            Some(digest) => digests.push(digest),
+            Some(digest) => digests.push((image.target.clone(), digest)),
             None => return Ok(None),
         }
     }
