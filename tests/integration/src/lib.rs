@@ -4,7 +4,9 @@
 //! A test that needs the stack and does not find it fails with
 //! "stack not running: run tests/stack/up.sh"; it never skips.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// What the stack's env file (`/tmp/statuspage-stack/env`) provides.
 #[derive(Debug, Clone)]
@@ -64,4 +66,29 @@ pub fn binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(path.is_file(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
+}
+
+/// Run a binary of this workspace as a user would, with `stdin` as its input; returns
+/// (exit code, stdout, stderr). The GitHub Actions and `STATUSPAGE_*` variables of the test
+/// process are removed first, so only `args` and `env` decide what the binary sees.
+pub fn run_binary(name: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    let mut command = Command::new(binary(name));
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GITHUB_") || key.starts_with("STATUSPAGE_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        // A binary may exit before reading its input; that is its answer, not a test failure.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("cannot wait for {name}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

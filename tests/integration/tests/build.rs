@@ -2,13 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use statuspage_build_images::{BuildConfig, BuildError, BuilderChoice, ProgressEvent, RegistryAuth, run};
 use statuspage_common::commit::Commit;
 use statuspage_common::release::Release;
-use statuspage_integration_tests::{binary, scratch_context, stack, unique};
+use statuspage_integration_tests::{run_binary, scratch_context, stack, unique};
 
 const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -247,19 +246,8 @@ FROM base AS scheduler
     assert!(!text.contains("output line 15\n"), "only the last 30 lines: {text}");
 }
 
-/// Run the real binary; returns (exit code, stdout, stderr).
 fn build_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(binary("statuspage-build"));
-    command.args(args).env_remove("GITHUB_ACTIONS").env_remove("GITHUB_OUTPUT");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let out = command.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_binary("statuspage-build", args, env, "")
 }
 
 #[test]

@@ -5,14 +5,13 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 use serde_json::Value;
 use statuspage_common::release::{Release, ReleaseImage};
-use statuspage_integration_tests::binary;
+use statuspage_integration_tests::run_binary;
 use statuspage_patch_overlay::{Mode, PatchConfig};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -136,24 +135,7 @@ fn patched_production_overlay_renders_the_release_images_and_keeps_its_comments(
 }
 
 fn patch_binary(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(binary("statuspage-patch"))
-        .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("GITHUB_OUTPUT")
-        .env_remove("STATUSPAGE_RELEASE")
-        .env_remove("STATUSPAGE_OVERLAY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_binary("statuspage-patch", args, &[], stdin)
 }
 
 #[test]

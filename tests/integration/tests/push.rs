@@ -3,13 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use statuspage_build_images::{BuildConfig, BuilderChoice, run};
 use statuspage_common::commit::Commit;
 use statuspage_common::release::Release;
-use statuspage_integration_tests::{binary, scratch_context, stack, unique};
+use statuspage_integration_tests::{run_binary, scratch_context, stack, unique};
 
 const DOCKERFILE: &str = "\
 FROM scratch AS base
@@ -22,21 +19,7 @@ CMD [\"/bin/busybox\", \"false\"]
 ";
 
 fn push_binary(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(binary("statuspage-push"))
-        .args(args)
-        .env_remove("GITHUB_ACTIONS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_binary("statuspage-push", args, &[], stdin)
 }
 
 async fn built_release(prefix: &str) -> Release {
@@ -145,20 +128,12 @@ fn push_dry_run_calls_nothing() {
             built: Some(true),
         },
     );
-    let out = Command::new(binary("statuspage-push"))
-        .args(["--dry-run", "--release", "-"])
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(release.to_json().as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let (code, _, err) = run_binary(
+        "statuspage-push",
+        &["--dry-run", "--release", "-"],
+        &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("DOCKER_HOST", "unix:///nonexistent.sock")],
+        &release.to_json(),
+    );
+    assert_eq!(code, 0, "{err}");
     assert!(err.contains("web: ensure repository statuspage-web, push tags"), "{err}");
 }
