@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Fetch one released statuspage binary for this runner and verify it against the release's
 # SHA256SUMS before it is ever run. Never compiles. Used by every action in this repository.
-#   fetch.sh BINARY      (env: ACTION_REPOSITORY, ACTION_REF, GH_TOKEN, RUNNER_TEMP, RUNNER_ARCH)
+#   fetch.sh BINARY      (env: ACTION_REPOSITORY, ACTION_REF, GH_TOKEN, RUNNER_TEMP, RUNNER_ARCH;
+#                          STATUSPAGE_VERSION overrides the release tag, e.g. when this repository
+#                          uses its own actions by path, where the runner sets no action ref)
 set -euo pipefail
 binary=${1:?usage: fetch.sh BINARY}
-: "${ACTION_REPOSITORY:?}" "${ACTION_REF:?}" "${GH_TOKEN:?}" "${RUNNER_TEMP:?}"
+ACTION_REPOSITORY=${ACTION_REPOSITORY:-${GITHUB_REPOSITORY:-}}
+ACTION_REF=${STATUSPAGE_VERSION:-${ACTION_REF:-}}
+if [[ -z $ACTION_REPOSITORY || -z $ACTION_REF ]]; then
+  echo "::error::cannot tell which statuspage release to fetch: use the action as org/statuspage/actions/<name>@<tag>, or set STATUSPAGE_VERSION"
+  exit 2
+fi
+: "${GH_TOKEN:?}" "${RUNNER_TEMP:?}"
 case "${RUNNER_ARCH:-X64}" in
   X64) target=x86_64-unknown-linux-musl ;;
   ARM64) target=aarch64-unknown-linux-musl ;;
