@@ -214,10 +214,7 @@ pub async fn main_with(args: Args) -> ExitCode {
             print!("{}", plan.release().to_json());
             return Ok(());
         }
-        let outcome = {
-            let _group = style.group("statuspage-build");
-            crate::run(&config, report::stderr_progress(style)).await?
-        };
+        let outcome = crate::run(&config, report::stderr_progress(style)).await?;
         for note in &outcome.notes {
             eprintln!("{note}");
         }

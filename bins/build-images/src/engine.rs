@@ -109,6 +109,16 @@ pub enum ProgressEvent {
         /// Wall time when known.
         seconds: Option<f64>,
     },
+    /// A target's build starts (targets are built one after another).
+    TargetStarted {
+        /// The target.
+        target: String,
+    },
+    /// A target's build ended, successfully or not.
+    TargetFinished {
+        /// The target.
+        target: String,
+    },
     /// A line of step output.
     Output {
         /// The target being built.

@@ -133,6 +133,13 @@ struct BuildJob<'a> {
 
 impl BuildJob<'_> {
     async fn one(&self, image: &plan::PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
+        (self.progress)(ProgressEvent::TargetStarted { target: image.target.clone() });
+        let result = self.build(image, builder).await;
+        (self.progress)(ProgressEvent::TargetFinished { target: image.target.clone() });
+        result
+    }
+
+    async fn build(&self, image: &plan::PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
         self.engine
             .build_target(
                 self.plan,

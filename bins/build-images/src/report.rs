@@ -8,10 +8,23 @@ use crate::BuildOutcome;
 use crate::engine::{Progress, ProgressEvent};
 use crate::error::BuildError;
 
-/// Progress printer for stderr: one line per finished step, prefixed with the target; step
-/// output too inside Actions (where the log is folded), only steps at a terminal.
+/// Progress printer for stderr: a section per target (`::group::` in Actions, `==>` at a
+/// terminal), one line per finished step with its time or `CACHED`; step output too inside
+/// Actions (where the group folds it), only the steps at a terminal.
 pub fn stderr_progress(style: LogStyle) -> Progress {
+    let open: std::sync::Mutex<Option<statuspage_common::actions::Group>> = std::sync::Mutex::new(None);
     Arc::new(move |event| match event {
+        ProgressEvent::TargetStarted { target } => {
+            let group = style.group(&format!("build {target}"));
+            if let Ok(mut slot) = open.lock() {
+                *slot = Some(group);
+            }
+        }
+        ProgressEvent::TargetFinished { .. } => {
+            if let Ok(mut slot) = open.lock() {
+                slot.take();
+            }
+        }
         ProgressEvent::Step { target, name, cached, seconds } => {
             let how = match (cached, seconds) {
                 (true, _) => "CACHED".to_string(),

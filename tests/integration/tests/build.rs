@@ -317,7 +317,8 @@ fn binary_failing_step_exits_1_and_writes_actions_outputs_on_success() {
         ],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("::group::statuspage-build") && err.contains("::endgroup::"), "{err}");
+    assert!(err.contains("::group::build web") && err.contains("::group::build worker"), "{err}");
+    assert_eq!(err.matches("::group::").count(), err.matches("::endgroup::").count(), "{err}");
     assert!(err.contains("::add-mask::"), "the registry password is masked: {err}");
     let unmasked = err.lines().filter(|l| !l.starts_with("::add-mask::")).any(|l| l.contains(&s.password));
     assert!(!out.contains(&s.password) && !unmasked, "the password appears only in the mask command");
