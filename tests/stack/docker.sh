@@ -13,6 +13,10 @@ export DOCKER_HOST=unix://$SOCK
 healthy() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 up() {
+  if stack_trust_ca && stack_running docker; then
+    stack_log "restarting the docker engine so that it trusts the stack CA"
+    stack_stop docker
+  fi
   if stack_running docker && healthy; then
     stack_log "docker engine already running ($DOCKER_HOST)"
   else

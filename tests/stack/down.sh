@@ -10,6 +10,7 @@ for component in registry aws docker; do
   bash "$here/$component.sh" down || true
 done
 stack_hosts_clear
+stack_untrust_ca
 rm -f "$STACK_ENV_FILE"
 if [[ ${1:-} == --purge ]]; then
   rm -rf "$STACK_DIR"

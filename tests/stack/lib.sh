@@ -105,6 +105,28 @@ stack_cert() {
   rm -f "$STACK_PKI/$name.csr"
 }
 
+# stack_trust_ca: put the stack CA in the system trust store, as ECR's public CA is on a real
+# machine (BuildKit inside the engine checks registries against it, not against certs.d).
+# Returns 0 when the store changed (processes that loaded it earlier need a restart), 1 otherwise.
+STACK_TRUSTED_CA=/usr/local/share/ca-certificates/statuspage-stack.crt
+stack_trust_ca() {
+  stack_ca
+  if cmp -s "$STACK_PKI/ca.crt" "$STACK_TRUSTED_CA"; then
+    return 1
+  fi
+  cp "$STACK_PKI/ca.crt" "$STACK_TRUSTED_CA"
+  update-ca-certificates >/dev/null 2>&1 || stack_die "update-ca-certificates failed"
+  stack_log "stack CA added to the system trust store"
+  return 0
+}
+
+stack_untrust_ca() {
+  if [[ -f $STACK_TRUSTED_CA ]]; then
+    rm -f "$STACK_TRUSTED_CA"
+    update-ca-certificates --fresh >/dev/null 2>&1 || true
+  fi
+}
+
 # stack_hosts_entry NAME: make NAME resolve to 127.0.0.1 through /etc/hosts (marked, removable).
 stack_hosts_entry() {
   local name=$1
