@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's main-job command, end to end on the stack: bin/local-deploy builds, pushes and
-# patches, then the server-side dry run accepts the overlay. Checked here: every image in the
-# release document has a digest, the registry serves that digest, and the patched overlay pins it.
-# A second run must find everything in place and skip the build.
+# The README's main-job command, end to end on the stack: bin/local-deploy builds, pushes,
+# patches and rolls out. Checked here: every image in the release document has a digest, the
+# registry serves that digest, the patched overlay pins it, and the cluster's Deployments run
+# exactly those digests and are available. A second run must find everything in place, skip the
+# build and not run the migration again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 [[ -n ${KUBECONFIG:-} && -n ${STACK_REGISTRY:-} ]] || { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
@@ -31,11 +32,35 @@ for component in web worker scheduler; do
     -w '%{http_code}' "https://$STACK_REGISTRY/v2/$repo/manifests/$digest")
   [[ $served == 200 ]] || fail "the registry does not serve $repo@$digest (HTTP $served)"
 done
-grep -q "serverside-applied (server dry run)" "$state.err" || fail "no server-side dry run in the output"
+python3 - "$state.out" "$state/rollout.json" <(kubectl -n statuspage get deployments,pods -o json) <<'PY' || fail "the cluster does not run the release"
+import json, sys
+release = json.load(open(sys.argv[1]))
+report = json.load(open(sys.argv[2]))
+items = json.load(open(sys.argv[3]))["items"]
+assert report["result"] == "deployed", report["result"]
+assert report["migration"]["result"] in ("complete", "already-complete"), report["migration"]
+for name, image in release["images"].items():
+    pinned = f'{image["repository"]}:{image["tag"]}@{image["digest"]}'
+    deployment = next(i for i in items if i["kind"] == "Deployment" and i["metadata"]["name"] == f"statuspage-{name}")
+    images = [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert images == [pinned], (name, images)
+    status = deployment["status"]
+    wanted = deployment["spec"]["replicas"]
+    assert status.get("availableReplicas") == wanted == status.get("updatedReplicas"), (name, status)
+    available = [c for c in status["conditions"] if c["type"] == "Available"]
+    assert available and available[0]["status"] == "True", (name, status["conditions"])
+    component = deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+    running = [cs["imageID"] for p in items if p["kind"] == "Pod"
+               and p["metadata"]["labels"].get("app.kubernetes.io/component") == component
+               and p["status"].get("phase") == "Running" and "deletionTimestamp" not in p["metadata"] for cs in p["status"]["containerStatuses"] if cs["ready"]]
+    assert len(running) >= wanted and all(r.endswith("@" + image["digest"]) for r in running), (name, running)
+print("[pipeline] web, worker and scheduler run the released digests and are available", file=sys.stderr)
+PY
 
 bin/local-deploy >"$state.out2" 2>"$state.err2" || { cat "$state.err2" >&2; fail "second run exited non-zero"; }
 grep -q "build skipped" "$state.err2" || { cat "$state.err2" >&2; fail "second run did not skip the build"; }
 cmp -s <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out") \
   <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out2") ||
   fail "the second run reported other digests"
+grep -q "already completed for this release" "$state.err2" || { cat "$state.err2" >&2; fail "second run ran the migration again"; }
 echo "[pipeline] 2 passed, 0 failed" >&2

@@ -1,0 +1,214 @@
+//! The command line: flags (each with an environment fallback) turned into a [`RolloutConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use statuspage_common::ExitCode;
+use statuspage_common::actions::{self, OutputFile};
+
+use crate::report::{self, Report};
+use crate::{Input, RolloutConfig, RolloutError};
+
+const BINARY: &str = "statuspage-rollout";
+
+/// Roll a kustomize overlay out to Kubernetes: server-side dry run of everything, the migration
+/// Job, server-side apply, wait for every Deployment, diagnose and roll back on failure.
+///
+/// Prints a report (JSON) on stdout, progress on stderr. Exit codes: 0 deployed (or dry run
+/// passed), 1 the migration or the rollout failed (not rolled back), 2 bad input or an object
+/// refused by the dry run (nothing applied), 3 the Kubernetes API failed, 4 failed and rolled
+/// back, 5 failed and the rollback failed too.
+#[derive(Debug, Parser)]
+#[command(name = "statuspage-rollout", version)]
+pub struct Args {
+    /// The kustomize overlay to render with `kustomize build`, e.g. manifests/app/overlays/production.
+    #[arg(
+        long,
+        env = "STATUSPAGE_OVERLAY",
+        conflicts_with = "manifests",
+        required_unless_present = "manifests"
+    )]
+    pub overlay: Option<PathBuf>,
+    /// Already rendered manifests (multi-document YAML) instead of --overlay; - for stdin.
+    #[arg(long, env = "STATUSPAGE_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+    /// The kustomize binary.
+    #[arg(long, env = "STATUSPAGE_KUSTOMIZE", default_value = "kustomize")]
+    pub kustomize: PathBuf,
+    /// Namespace for objects that name none (default: the render's Namespace object).
+    #[arg(long, env = "STATUSPAGE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Server-side apply field manager.
+    #[arg(long, env = "STATUSPAGE_FIELD_MANAGER", default_value = "statuspage")]
+    pub field_manager: String,
+    /// Bound of every wait (migration, rollout, rollback): 90s, 10m, 1h.
+    #[arg(long, env = "STATUSPAGE_TIMEOUT", default_value = "10m")]
+    pub timeout: String,
+    /// On failure, leave the Deployments as they are (exit 1 instead of 4).
+    #[arg(long, env = "STATUSPAGE_NO_ROLLBACK")]
+    pub no_rollback: bool,
+    /// Validate (server-side dry run) and print the plan; change nothing but a missing namespace.
+    #[arg(long, env = "STATUSPAGE_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+/// `90`, `90s`, `10m`, `1h` as a duration.
+pub fn parse_timeout(text: &str) -> Result<Duration, RolloutError> {
+    let bad = || RolloutError::BadInput {
+        flag: "--timeout",
+        value: text.to_string(),
+        fix: "write seconds or a number with s, m or h, e.g. 90s or 10m".into(),
+    };
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        's' => number,
+        'm' => number * 60,
+        'h' => number * 3600,
+        _ => return Err(bad()),
+    };
+    if seconds == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+impl Args {
+    /// The [`RolloutConfig`] these flags describe.
+    pub fn config(&self) -> Result<RolloutConfig, RolloutError> {
+        let input = match (&self.overlay, &self.manifests) {
+            (Some(dir), None) => Input::Overlay { dir: dir.clone(), kustomize: self.kustomize.clone() },
+            (None, Some(path)) if path.as_os_str() == "-" => Input::Manifests(PathBuf::from("/dev/stdin")),
+            (None, Some(path)) => Input::Manifests(path.clone()),
+            _ => {
+                return Err(RolloutError::BadInput {
+                    flag: "--overlay",
+                    value: String::new(),
+                    fix: "pass either --overlay DIR or --manifests FILE".into(),
+                });
+            }
+        };
+        if self.field_manager.trim().is_empty() {
+            return Err(RolloutError::BadInput {
+                flag: "--field-manager",
+                value: self.field_manager.clone(),
+                fix: "name the field manager, e.g. statuspage".into(),
+            });
+        }
+        Ok(RolloutConfig {
+            input,
+            namespace: self.namespace.clone().filter(|n| !n.is_empty()),
+            field_manager: self.field_manager.clone(),
+            timeout: parse_timeout(&self.timeout)?,
+            dry_run: self.dry_run,
+            rollback: !self.no_rollback,
+            poll: Duration::from_secs(2),
+        })
+    }
+}
+
+/// Print the report and write the Actions outputs.
+fn publish(report: &Report) -> Result<(), RolloutError> {
+    if let Ok(json) = serde_json::to_string_pretty(report) {
+        println!("{json}");
+    }
+    if actions::in_github_actions() {
+        if let Some(out) = OutputFile::from_env() {
+            report::write_outputs(&report.result, &out)?;
+        }
+        actions::append_step_summary(&report::summary_markdown(report))?;
+    }
+    Ok(())
+}
+
+/// Run the command: everything `main` does after parsing.
+pub fn main_with(args: Args) -> ExitCode {
+    let result = (|| {
+        let config = args.config()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|source| RolloutError::Read { path: "tokio runtime".into(), source })?;
+        match runtime.block_on(crate::run(&config)) {
+            Ok(report) => {
+                if config.dry_run {
+                    let changes = report.objects.iter().filter(|o| o.action != "unchanged").count();
+                    eprintln!(
+                        "dry run: {changes} of {} objects would change; nothing applied",
+                        report.objects.len()
+                    );
+                } else {
+                    eprintln!("deployed to namespace {}", report.namespace);
+                }
+                publish(&report)
+            }
+            Err(err) => {
+                if let Some(report) = err.report() {
+                    publish(report)?;
+                } else if actions::in_github_actions()
+                    && let Some(out) = OutputFile::from_env()
+                {
+                    report::write_outputs("failed", &out)?;
+                }
+                Err(err)
+            }
+        }
+    })();
+    match result {
+        Ok(()) => ExitCode::Success,
+        Err(err) => statuspage_common::exit::report(BINARY, &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_timeout("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "0", "5d", "m", "-1s"] {
+            assert!(parse_timeout(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlay_or_manifests() {
+        assert!(Args::try_parse_from(["x"]).is_err());
+        assert!(Args::try_parse_from(["x", "--overlay", "o", "--manifests", "m"]).is_err());
+        let args = Args::try_parse_from(["x", "--manifests", "m.yaml"]).unwrap();
+        assert!(matches!(args.config().unwrap().input, Input::Manifests(_)));
+        let config = Args::try_parse_from(["x", "--overlay", "o"]).unwrap().config().unwrap();
+        assert_eq!(config.field_manager, "statuspage");
+        assert_eq!(config.timeout, Duration::from_secs(600));
+        assert!(config.rollback);
+    }
+
+    #[test]
+    fn help_names_every_env_fallback() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        for var in [
+            "STATUSPAGE_OVERLAY",
+            "STATUSPAGE_MANIFESTS",
+            "STATUSPAGE_KUSTOMIZE",
+            "STATUSPAGE_NAMESPACE",
+            "STATUSPAGE_FIELD_MANAGER",
+            "STATUSPAGE_TIMEOUT",
+            "STATUSPAGE_NO_ROLLBACK",
+            "STATUSPAGE_DRY_RUN",
+        ] {
+            assert!(help.contains(var), "{var} missing from --help");
+        }
+    }
+}

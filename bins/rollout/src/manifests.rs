@@ -1,0 +1,263 @@
+//! The rendered manifests: parsing multi-document YAML into objects, the order they are applied
+//! in, and the per-release copy of the migration Job template. Pure functions, no cluster.
+
+use kube::api::DynamicObject;
+use kube::core::GroupVersionKind;
+use serde::Deserialize as _;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::RolloutError;
+
+/// The annotation that marks the migration Job template (see manifests/README.md).
+pub const ROLE_ANNOTATION: &str = "statuspage.io/role";
+/// Its value on the template.
+pub const MIGRATION_TEMPLATE: &str = "migration-template";
+/// Its value on the per-release copy.
+pub const MIGRATION_COPY: &str = "migration";
+
+/// One object of the render.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The object as it will be applied.
+    pub object: DynamicObject,
+    /// Its group, version and kind.
+    pub gvk: GroupVersionKind,
+}
+
+impl Object {
+    /// `Kind/name`, the way messages name an object.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.gvk.kind, self.name())
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// True for the Job marked as the migration template.
+    pub fn is_migration_template(&self) -> bool {
+        self.gvk.group == "batch"
+            && self.gvk.kind == "Job"
+            && self
+                .object
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ROLE_ANNOTATION))
+                .is_some_and(|v| v == MIGRATION_TEMPLATE)
+    }
+
+    /// True for the objects the migration gate guards: they change only after the migration.
+    pub fn is_workload(&self) -> bool {
+        matches!(
+            (self.gvk.group.as_str(), self.gvk.kind.as_str()),
+            ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+                | ("batch", "CronJob")
+                | ("autoscaling", "HorizontalPodAutoscaler")
+        )
+    }
+
+    /// True for a Deployment.
+    pub fn is_deployment(&self) -> bool {
+        self.gvk.group == "apps" && self.gvk.kind == "Deployment"
+    }
+
+    /// The order objects are applied in: what others refer to first.
+    pub fn apply_rank(&self) -> u8 {
+        match self.gvk.kind.as_str() {
+            "Namespace" => 0,
+            "CustomResourceDefinition" => 1,
+            "ResourceQuota" | "LimitRange" | "PriorityClass" => 2,
+            "ServiceAccount" | "Secret" | "ConfigMap" | "SecretProviderClass" => 3,
+            "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => 4,
+            "PersistentVolumeClaim" | "Service" | "NetworkPolicy" => 5,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "CronJob" => 7,
+            "HorizontalPodAutoscaler" => 8,
+            _ => 6,
+        }
+    }
+}
+
+/// Parse multi-document YAML (what `kustomize build` prints) into objects.
+///
+/// `origin` names the input in errors. Empty documents are skipped; every other document must
+/// have `apiVersion`, `kind` and `metadata.name`.
+pub fn parse(text: &str, origin: &str) -> Result<Vec<Object>, RolloutError> {
+    let mut objects = Vec::new();
+    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let bad = |message: String| RolloutError::Manifest {
+            origin: origin.to_string(),
+            document: index + 1,
+            message,
+        };
+        let value = Value::deserialize(document).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+        if value.is_null() {
+            continue;
+        }
+        if !value.is_object() {
+            return Err(bad("is not a Kubernetes object (a mapping with apiVersion and kind)".into()));
+        }
+        let object: DynamicObject =
+            serde_json::from_value(value).map_err(|e| bad(format!("is not a Kubernetes object: {e}")))?;
+        let Some(types) = object.types.clone() else {
+            return Err(bad("has no apiVersion/kind".into()));
+        };
+        if types.kind.is_empty() || types.api_version.is_empty() {
+            return Err(bad("has an empty apiVersion or kind".into()));
+        }
+        if object.metadata.name.as_deref().unwrap_or_default().is_empty() {
+            return Err(bad(format!("{} has no metadata.name", types.kind)));
+        }
+        let gvk = GroupVersionKind::try_from(&types).map_err(|e| bad(format!("bad apiVersion: {e}")))?;
+        objects.push(Object { object, gvk });
+    }
+    if objects.is_empty() {
+        return Err(RolloutError::Manifest {
+            origin: origin.to_string(),
+            document: 0,
+            message: "holds no objects".into(),
+        });
+    }
+    objects.sort_by_key(Object::apply_rank);
+    Ok(objects)
+}
+
+/// The namespace the render declares: the name of its only Namespace object.
+pub fn declared_namespace(objects: &[Object]) -> Option<String> {
+    let mut names = objects.iter().filter(|o| o.gvk.kind == "Namespace" && o.gvk.group.is_empty());
+    match (names.next(), names.next()) {
+        (Some(only), None) => Some(only.name().to_string()),
+        _ => None,
+    }
+}
+
+/// The tag of an image reference (`repo:tag`, `repo:tag@sha256:…`), if it has one.
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, tag)| tag).filter(|t| !t.is_empty())
+}
+
+/// The images of a pod template's containers (`spec.template.spec.containers[].image`).
+pub fn template_images(data: &Value) -> Vec<String> {
+    data.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().filter_map(|c| c["image"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The per-release copy of the migration Job template: named `<name>-<first 12 characters of
+/// the image tag>` (the commit), or `<name>-<12 hex of a hash of the pod template>` when the
+/// image has no usable tag; marked `statuspage.io/role: migration`.
+pub fn migration_copy(template: &Object) -> Object {
+    let mut copy = template.clone();
+    let images = template_images(&template.object.data);
+    let suffix = images
+        .first()
+        .and_then(|i| image_tag(i))
+        .filter(|t| t.len() >= 12 && t.chars().take(12).all(|c| c.is_ascii_alphanumeric()))
+        .map(|t| t[..12].to_ascii_lowercase())
+        .unwrap_or_else(|| {
+            let template = template.object.data.pointer("/spec/template").cloned().unwrap_or_default();
+            let hash = Sha256::digest(template.to_string().as_bytes());
+            hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        });
+    copy.object.metadata.name = Some(format!("{}-{suffix}", template.name()));
+    if let Some(annotations) = copy.object.metadata.annotations.as_mut() {
+        annotations.insert(ROLE_ANNOTATION.into(), MIGRATION_COPY.into());
+    }
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const RENDER: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: app
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: app
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        image: reg.example/statuspage-web:0123456789abcdef0123456789abcdef01234567@sha256:aa
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+  namespace: app
+  annotations:
+    statuspage.io/role: migration-template
+spec:
+  template:
+    spec:
+      containers:
+      - name: migrate
+        image: reg.example/statuspage-web:0123456789abcdef0123456789abcdef01234567@sha256:aa
+        args: [release]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: web
+  namespace: app
+";
+
+    #[test]
+    fn parses_and_orders_what_others_refer_to_first() {
+        let objects = parse(RENDER, "render").unwrap();
+        let labels: Vec<String> = objects.iter().map(Object::label).collect();
+        assert_eq!(labels, ["Namespace/app", "ServiceAccount/web", "Job/migrate", "Deployment/web"]);
+        assert_eq!(declared_namespace(&objects).as_deref(), Some("app"));
+        assert!(objects[2].is_migration_template());
+        assert!(objects[3].is_workload() && objects[3].is_deployment());
+    }
+
+    #[test]
+    fn migration_copy_is_named_after_the_commit() {
+        let objects = parse(RENDER, "render").unwrap();
+        let copy = migration_copy(&objects[2]);
+        assert_eq!(copy.name(), "migrate-0123456789ab");
+        assert!(!copy.is_migration_template());
+    }
+
+    #[test]
+    fn migration_copy_without_tag_uses_a_template_hash() {
+        let text = RENDER.replace(":0123456789abcdef0123456789abcdef01234567@sha256:aa", "@sha256:aa");
+        let objects = parse(&text, "render").unwrap();
+        let name = migration_copy(&objects[2]).name().to_string();
+        assert!(name.starts_with("migrate-") && name.len() == "migrate-".len() + 12, "{name}");
+    }
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("reg:5000/a/b:v1@sha256:x"), Some("v1"));
+        assert_eq!(image_tag("reg:5000/a/b"), None);
+        assert_eq!(image_tag("b@sha256:x"), None);
+    }
+
+    #[test]
+    fn bad_documents_are_named() {
+        let err = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "x.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("x.yaml") && err.contains("document 1") && err.contains("metadata.name"),
+            "{err}"
+        );
+        let err = parse("- a\n", "x.yaml").unwrap_err().to_string();
+        assert!(err.contains("not a Kubernetes object"), "{err}");
+        assert!(parse("---\n", "x.yaml").is_err());
+    }
+}
