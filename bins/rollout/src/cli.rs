@@ -45,6 +45,10 @@ pub struct Args {
     /// Bound of every wait (migration, rollout, rollback): 90s, 10m, 1h.
     #[arg(long, env = "STATUSPAGE_TIMEOUT", default_value = "10m")]
     pub timeout: String,
+    /// Fail once a pod has waited this long in ImagePullBackOff, CrashLoopBackOff or another state
+    /// that does not cure itself, instead of waiting out the progress deadline; 0 never.
+    #[arg(long, env = "STATUSPAGE_FAIL_FAST_AFTER", default_value = "2m")]
+    pub fail_fast_after: String,
     /// On failure, leave the Deployments as they are (exit 1 instead of 4).
     #[arg(long, env = "STATUSPAGE_NO_ROLLBACK")]
     pub no_rollback: bool,
@@ -53,10 +57,22 @@ pub struct Args {
     pub dry_run: bool,
 }
 
-/// `90`, `90s`, `10m`, `1h` as a duration.
+/// `90`, `90s`, `10m`, `1h` as a duration (`--timeout`; zero is refused).
 pub fn parse_timeout(text: &str) -> Result<Duration, RolloutError> {
+    match parse_duration("--timeout", text)? {
+        Some(duration) => Ok(duration),
+        None => Err(RolloutError::BadInput {
+            flag: "--timeout",
+            value: text.to_string(),
+            fix: "a wait needs a bound above zero, e.g. 90s or 10m".into(),
+        }),
+    }
+}
+
+/// `90`, `90s`, `10m`, `1h` as a duration; `0` is `None`.
+pub fn parse_duration(flag: &'static str, text: &str) -> Result<Option<Duration>, RolloutError> {
     let bad = || RolloutError::BadInput {
-        flag: "--timeout",
+        flag,
         value: text.to_string(),
         fix: "write seconds or a number with s, m or h, e.g. 90s or 10m".into(),
     };
@@ -72,10 +88,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, RolloutError> {
         'h' => number * 3600,
         _ => return Err(bad()),
     };
-    if seconds == 0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(seconds))
+    Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
 }
 
 impl Args {
@@ -108,6 +121,7 @@ impl Args {
             dry_run: self.dry_run,
             rollback: !self.no_rollback,
             poll: Duration::from_secs(2),
+            fail_fast_after: parse_duration("--fail-fast-after", &self.fail_fast_after)?,
         })
     }
 }
@@ -177,6 +191,10 @@ mod tests {
         assert_eq!(parse_timeout("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_timeout("10m").unwrap(), Duration::from_secs(600));
         assert_eq!(parse_timeout("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("--fail-fast-after", "0").unwrap(), None);
+        assert_eq!(parse_duration("--fail-fast-after", "2m").unwrap(), Some(Duration::from_secs(120)));
+        let err = parse_duration("--fail-fast-after", "soon").unwrap_err().to_string();
+        assert!(err.contains("--fail-fast-after") && err.contains("\"soon\""), "{err}");
         for bad in ["", "0", "5d", "m", "-1s"] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 pub use error::RolloutError;
 pub use manifests::Object;
 use report::{DeploymentReport, MigrationReport, ObjectReport, Report};
-use status::{DeploymentState, JobState};
+use status::{DeploymentState, FailFast, JobState};
 
 /// The annotation the deployment controller numbers revisions with.
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
@@ -72,6 +72,9 @@ pub struct RolloutConfig {
     pub rollback: bool,
     /// How often waits look at the cluster.
     pub poll: Duration,
+    /// Fail a wait once a pod has been in a fatal waiting state (ImagePullBackOff,
+    /// CrashLoopBackOff, …) this long, instead of waiting out the progress deadline. None: never.
+    pub fail_fast_after: Option<Duration>,
 }
 
 /// A parsed object with what the API server told us about its kind.
@@ -318,7 +321,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
         config.timeout.as_secs()
     ));
     let wait_started = Instant::now();
-    let failures = wait_deployments(&deploy_api, &deployments, config).await?;
+    let failures = wait_deployments(&client, &deploy_api, &deployments, config).await?;
     drop(group);
     if failures.is_empty() {
         progress(format!("rolled out in {:.1}s", wait_started.elapsed().as_secs_f64()));
@@ -378,7 +381,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
             }
         }
     }
-    let rollback_failures = wait_deployments(&deploy_api, &rolled_back, config).await?;
+    let rollback_failures = wait_deployments(&client, &deploy_api, &rolled_back, config).await?;
     for name in &rolled_back {
         let result =
             if rollback_failures.iter().any(|(n, _)| n == name) { "rollback-failed" } else { "rolled-back" };
@@ -519,6 +522,8 @@ async fn migrate(
         .map_err(|e| format!("creating the Job: {e}"))?;
     progress(format!("  Job/{name} started"));
     let started = Instant::now();
+    let mut fail_fast = FailFast::new(config.fail_fast_after);
+    let pods_of_job = format!("batch.kubernetes.io/job-name={name}");
     let failure = loop {
         let current = jobs.get(&name).await.map_err(|e| format!("reading the Job: {e}"))?;
         match status::job_state(&current) {
@@ -527,7 +532,12 @@ async fn migrate(
                 return Ok("complete");
             }
             JobState::Failed(reason) => break reason,
-            JobState::Running => {}
+            JobState::Running => {
+                let fatal = pods_in_fatal_state(client, &namespace, &pods_of_job, None).await;
+                if let Some(why) = fail_fast.observe(&fatal, std::time::Instant::now()) {
+                    break why;
+                }
+            }
         }
         if Instant::now() > deadline {
             break format!("not complete within {}s", config.timeout.as_secs());
@@ -547,12 +557,14 @@ async fn migrate(
 /// Wait until every named Deployment has rolled out, one failed, or the timeout passed.
 /// Returns the failed ones with why (empty: all complete).
 async fn wait_deployments(
+    client: &Client,
     api: &Api<Deployment>,
     names: &[String],
     config: &RolloutConfig,
 ) -> Result<Vec<(String, String)>, RolloutError> {
     let deadline = Instant::now() + config.timeout;
     let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut fail_fast: BTreeMap<String, FailFast> = BTreeMap::new();
     loop {
         let mut pending = Vec::new();
         let mut failed = Vec::new();
@@ -571,7 +583,16 @@ async fn wait_deployments(
             }
             match state {
                 DeploymentState::Complete => {}
-                DeploymentState::Progressing(what) => pending.push((name.clone(), what)),
+                DeploymentState::Progressing(what) => {
+                    let fatal = new_pods_in_fatal_state(client, &deployment).await;
+                    let tracker = fail_fast
+                        .entry(name.clone())
+                        .or_insert_with(|| FailFast::new(config.fail_fast_after));
+                    match tracker.observe(&fatal, std::time::Instant::now()) {
+                        Some(why) => failed.push((name.clone(), why)),
+                        None => pending.push((name.clone(), what)),
+                    }
+                }
                 DeploymentState::Failed(why) => failed.push((name.clone(), why)),
             }
         }
@@ -589,6 +610,44 @@ async fn wait_deployments(
         }
         tokio::time::sleep(config.poll).await;
     }
+}
+
+/// Pods of the Deployment's newest ReplicaSet that wait in a fatal state: (pod, reason).
+/// Older ReplicaSets' pods are left out: a broken previous release must not fail this one.
+async fn new_pods_in_fatal_state(client: &Client, deployment: &Deployment) -> Vec<(String, String)> {
+    let namespace = deployment.metadata.namespace.clone().unwrap_or_default();
+    let Some(labels) = deployment.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()) else {
+        return Vec::new();
+    };
+    let selector = labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &namespace);
+    let Ok(sets) = sets.list(&ListParams::default().labels(&selector)).await else { return Vec::new() };
+    let wanted = revision(deployment);
+    let Some(newest) = sets.items.iter().find(|rs| {
+        rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION_ANNOTATION)) == wanted.as_ref()
+    }) else {
+        return Vec::new();
+    };
+    let newest = newest.metadata.name.clone().unwrap_or_default();
+    pods_in_fatal_state(client, &namespace, &selector, Some(&newest)).await
+}
+
+/// Pods matching `selector` (owned by `owner` when given) that wait in a fatal state.
+async fn pods_in_fatal_state(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    owner: Option<&str>,
+) -> Vec<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = pods.list(&ListParams::default().labels(selector)).await else { return Vec::new() };
+    list.items
+        .iter()
+        .filter(|pod| {
+            owner.is_none_or(|owner| pod.metadata.owner_references.iter().flatten().any(|r| r.name == owner))
+        })
+        .filter_map(|pod| Some((pod.metadata.name.clone().unwrap_or_default(), status::fatal_reason(pod)?)))
+        .collect()
 }
 
 /// Put the pod template of the Deployment's ReplicaSet at revision `to` back (what `kubectl

@@ -1,8 +1,69 @@
 //! Wait conditions evaluated over observed objects (the way `kubectl rollout status` and
 //! `kubectl wait --for=condition=complete` read them). Pure functions, no cluster.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+
+/// Container waiting reasons that do not cure themselves: waiting out the whole progress
+/// deadline (600 s by default) for them only delays the rollback.
+pub const FATAL_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// The first container of `pod` waiting for a [`FATAL_REASONS`] reason, as
+/// `container <name>: <reason>: <message>`.
+pub fn fatal_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let containers =
+        status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    for container in containers {
+        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else { continue };
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if FATAL_REASONS.contains(&reason) {
+            let message = waiting.message.as_deref().filter(|m| !m.is_empty()).unwrap_or("no message");
+            return Some(format!("container {}: {reason}: {message}", container.name));
+        }
+    }
+    None
+}
+
+/// Fail fast: a pod that stays in a fatal waiting state for `after` fails the wait, instead of
+/// the whole progress deadline. A pod that leaves the state starts over.
+#[derive(Debug, Default)]
+pub struct FailFast {
+    after: Option<Duration>,
+    since: HashMap<String, Instant>,
+}
+
+impl FailFast {
+    /// `None` disables it.
+    pub fn new(after: Option<Duration>) -> Self {
+        Self { after, since: HashMap::new() }
+    }
+
+    /// Record the pods seen `now` in a fatal state (pod name, reason); return why the wait
+    /// fails when one has been fatal long enough.
+    pub fn observe(&mut self, fatal: &[(String, String)], now: Instant) -> Option<String> {
+        let after = self.after?;
+        self.since.retain(|pod, _| fatal.iter().any(|(p, _)| p == pod));
+        for (pod, reason) in fatal {
+            let since = *self.since.entry(pod.clone()).or_insert(now);
+            if now.duration_since(since) >= after {
+                return Some(format!("pod {pod} {reason} (for {}s; failing fast)", after.as_secs()));
+            }
+        }
+        None
+    }
+}
 
 /// Where a Deployment's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +152,43 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    fn pod_waiting(reason: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "status": {"containerStatuses": [{
+                "name": "web", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": reason, "message": "pull access denied"}}
+            }]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fatal_reasons_are_recognised() {
+        assert_eq!(
+            fatal_reason(&pod_waiting("ImagePullBackOff")).as_deref(),
+            Some("container web: ImagePullBackOff: pull access denied")
+        );
+        assert_eq!(fatal_reason(&pod_waiting("ContainerCreating")), None);
+    }
+
+    #[test]
+    fn fail_fast_needs_the_state_to_last() {
+        let start = Instant::now();
+        let mut ff = FailFast::new(Some(Duration::from_secs(60)));
+        let fatal = vec![("p1".to_string(), "container web: CrashLoopBackOff: x".to_string())];
+        assert_eq!(ff.observe(&fatal, start), None);
+        assert_eq!(ff.observe(&fatal, start + Duration::from_secs(30)), None);
+        // The pod recovers, then falls back: the clock starts over.
+        assert_eq!(ff.observe(&[], start + Duration::from_secs(40)), None);
+        assert_eq!(ff.observe(&fatal, start + Duration::from_secs(50)), None);
+        assert_eq!(ff.observe(&fatal, start + Duration::from_secs(100)), None);
+        let why = ff.observe(&fatal, start + Duration::from_secs(111)).unwrap();
+        assert!(why.contains("pod p1 container web: CrashLoopBackOff") && why.contains("60s"), "{why}");
+        let mut off = FailFast::new(None);
+        assert_eq!(off.observe(&fatal, start + Duration::from_secs(10_000)), None);
+    }
 
     fn deployment(generation: i64, status: serde_json::Value) -> Deployment {
         serde_json::from_value(json!({

@@ -354,3 +354,24 @@ async fn a_crashing_container_is_diagnosed_and_left_alone_with_no_rollback() {
     let web = deployment_report(&report, "statuspage-web");
     assert_eq!((web["result"].as_str(), web["revision"].as_str()), (Some("failed"), Some("2")), "{web}");
 }
+
+#[tokio::test]
+async fn a_crash_loop_fails_fast_long_before_the_progress_deadline_and_is_rolled_back() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-fast"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Kubernetes' own deadline would wait 10 minutes; fail fast needs the crash loop to last 10 s.
+    let web = find(&mut docs, "Deployment", "statuspage-web");
+    web["spec"]["progressDeadlineSeconds"] = json!(600);
+    web["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["crash"]);
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "10s"]);
+    let took = started.elapsed().as_secs();
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("CrashLoopBackOff") && stderr.contains("failing fast"), "{stderr}");
+    assert!(took < 120, "failed fast: {took}s, not the 600 s deadline");
+    assert_eq!(report["result"], "rolled-back", "{report}");
+}
