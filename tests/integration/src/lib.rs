@@ -92,3 +92,27 @@ pub fn run_binary(name: &str, args: &[&str], env: &[(&str, &str)], stdin: &str) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A build of `targets` (`TARGET=REPOSITORY`) from `context` into the stack registry at commit
+/// `sha`: BuildKit, no skip, the stack's registry credentials, a fixed creation time. Tests
+/// change the fields they are about.
+pub fn build_config(context: &Path, targets: &[String], sha: &str) -> statuspage_build_images::BuildConfig {
+    let s = stack();
+    statuspage_build_images::BuildConfig {
+        context: context.to_path_buf(),
+        dockerfile: "Dockerfile".into(),
+        targets: targets.iter().map(|t| t.parse().expect("TARGET=REPOSITORY")).collect(),
+        registry: Some(s.registry),
+        commit: statuspage_common::commit::Commit { sha: sha.into(), dirty: false },
+        extra_tags: vec![],
+        build_args: Default::default(),
+        platform: "linux/amd64".into(),
+        source_url: None,
+        created: "2026-01-01T00:00:00Z".into(),
+        version: None,
+        cache_from: vec![],
+        builder: statuspage_build_images::BuilderChoice::Buildkit,
+        skip_existing: false,
+        registry_auth: Some(statuspage_build_images::RegistryAuth { username: s.user, password: s.password }),
+    }
+}

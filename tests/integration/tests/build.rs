@@ -4,10 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use statuspage_build_images::{BuildConfig, BuildError, BuilderChoice, ProgressEvent, RegistryAuth, run};
-use statuspage_common::commit::Commit;
+use statuspage_build_images::{BuildConfig, BuildError, BuilderChoice, ProgressEvent, run};
 use statuspage_common::release::Release;
-use statuspage_integration_tests::{run_binary, scratch_context, stack, unique};
+use statuspage_integration_tests::{build_config, run_binary, scratch_context, stack, unique};
 
 const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -30,27 +29,17 @@ RUN echo scheduler > /component
 ";
 
 fn config(context: &std::path::Path, prefix: &str, builder: BuilderChoice) -> BuildConfig {
-    let s = stack();
-    BuildConfig {
-        context: context.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        targets: ["web", "worker", "scheduler"]
-            .iter()
-            .map(|t| format!("{t}={prefix}/statuspage-{t}").parse().unwrap())
-            .collect(),
-        registry: Some(s.registry.clone()),
-        commit: Commit { sha: SHA.into(), dirty: false },
-        extra_tags: vec!["latest-build".into()],
-        build_args: [("GREETING".to_string(), "hi".to_string())].into(),
-        platform: "linux/amd64".into(),
-        source_url: Some("https://github.com/org/statuspage".into()),
-        created: "2026-01-02T03:04:05Z".into(),
-        version: Some("1.2.3".into()),
-        cache_from: vec![],
-        builder,
-        skip_existing: true,
-        registry_auth: Some(RegistryAuth { username: s.user, password: s.password }),
-    }
+    let targets: Vec<String> =
+        ["web", "worker", "scheduler"].iter().map(|t| format!("{t}={prefix}/statuspage-{t}")).collect();
+    let mut config = build_config(context, &targets, SHA);
+    config.extra_tags = vec!["latest-build".into()];
+    config.build_args = [("GREETING".to_string(), "hi".to_string())].into();
+    config.source_url = Some("https://github.com/org/statuspage".into());
+    config.created = "2026-01-02T03:04:05Z".into();
+    config.version = Some("1.2.3".into());
+    config.builder = builder;
+    config.skip_existing = true;
+    config
 }
 
 fn quiet() -> statuspage_build_images::Progress {

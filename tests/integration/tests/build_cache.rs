@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use bollard::query_parameters::{PruneBuildOptionsBuilder, RemoveImageOptionsBuilder};
 use futures_util::StreamExt;
-use statuspage_build_images::{BuildConfig, BuilderChoice, RegistryAuth, run};
-use statuspage_common::commit::Commit;
-use statuspage_integration_tests::{docker, scratch_context, stack, unique};
+use statuspage_build_images::{BuildConfig, run};
+use statuspage_integration_tests::{build_config, docker, scratch_context, stack, unique};
 
 const DOCKERFILE: &str = "\
 FROM scratch AS base
@@ -27,24 +26,9 @@ const BEFORE: &str = "1111111111111111111111111111111111111111";
 const AFTER: &str = "2222222222222222222222222222222222222222";
 
 fn config(context: &std::path::Path, repository: &str, sha: &str, cache_from: Vec<String>) -> BuildConfig {
-    let s = stack();
-    BuildConfig {
-        context: context.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        targets: vec![format!("web={repository}").parse().unwrap()],
-        registry: Some(s.registry.clone()),
-        commit: Commit { sha: sha.into(), dirty: false },
-        extra_tags: vec![],
-        build_args: Default::default(),
-        platform: "linux/amd64".into(),
-        source_url: None,
-        created: "2026-01-01T00:00:00Z".into(),
-        version: None,
-        cache_from,
-        builder: BuilderChoice::Buildkit,
-        skip_existing: false,
-        registry_auth: Some(RegistryAuth { username: s.user, password: s.password }),
-    }
+    let mut config = build_config(context, &[format!("web={repository}")], sha);
+    config.cache_from = cache_from;
+    config
 }
 
 #[tokio::test]

@@ -3,10 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use statuspage_build_images::{BuildConfig, BuilderChoice, run};
-use statuspage_common::commit::Commit;
+use statuspage_build_images::run;
 use statuspage_common::release::Release;
-use statuspage_integration_tests::{run_binary, scratch_context, stack, unique};
+use statuspage_integration_tests::{build_config, run_binary, scratch_context, stack, unique};
 
 const DOCKERFILE: &str = "\
 FROM scratch AS base
@@ -23,28 +22,10 @@ fn push_binary(args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 async fn built_release(prefix: &str) -> Release {
-    let s = stack();
     let context = scratch_context(DOCKERFILE);
-    let config = BuildConfig {
-        context: context.path().to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        targets: vec![
-            format!("web={prefix}-web").parse().unwrap(),
-            format!("worker={prefix}-worker").parse().unwrap(),
-        ],
-        registry: Some(s.registry),
-        commit: Commit { sha: "fedcba9876543210fedcba9876543210fedcba98".into(), dirty: false },
-        extra_tags: vec!["candidate".into()],
-        build_args: Default::default(),
-        platform: "linux/amd64".into(),
-        source_url: None,
-        created: "2026-01-01T00:00:00Z".into(),
-        version: None,
-        cache_from: vec![],
-        builder: BuilderChoice::Auto,
-        skip_existing: false,
-        registry_auth: None,
-    };
+    let targets = [format!("web={prefix}-web"), format!("worker={prefix}-worker")];
+    let mut config = build_config(context.path(), &targets, "fedcba9876543210fedcba9876543210fedcba98");
+    config.extra_tags = vec!["candidate".into()];
     run(&config, std::sync::Arc::new(|_| {})).await.unwrap().release
 }
 

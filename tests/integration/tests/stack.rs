@@ -8,9 +8,8 @@ use bollard::query_parameters::{
     CreateImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
-use statuspage_build_images::{BuildConfig, BuilderChoice, run};
-use statuspage_common::commit::Commit;
-use statuspage_integration_tests::{docker, scratch_context, stack, unique};
+use statuspage_build_images::{BuildConfig, run};
+use statuspage_integration_tests::{build_config, docker, scratch_context, stack, unique};
 use statuspage_push_images::Ecr;
 
 const MULTI_STAGE: &str = "\
@@ -24,23 +23,7 @@ CMD [\"/bin/cat\", \"/component\"]
 ";
 
 fn config(context: &std::path::Path, repository: &str) -> BuildConfig {
-    BuildConfig {
-        context: context.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        targets: vec![format!("app={repository}").parse().unwrap()],
-        registry: Some(stack().registry),
-        commit: Commit { sha: "0123456789abcdef0123456789abcdef01234567".into(), dirty: false },
-        extra_tags: vec![],
-        build_args: Default::default(),
-        platform: "linux/amd64".into(),
-        source_url: None,
-        created: "2026-01-01T00:00:00Z".into(),
-        version: None,
-        cache_from: vec![],
-        builder: BuilderChoice::Buildkit,
-        skip_existing: false,
-        registry_auth: None,
-    }
+    build_config(context, &[format!("app={repository}")], "0123456789abcdef0123456789abcdef01234567")
 }
 
 fn creds(user: &str, password: &str) -> DockerCredentials {
