@@ -49,6 +49,13 @@ pub struct Args {
     /// that does not cure itself, instead of waiting out the progress deadline; 0 never.
     #[arg(long, env = "STATUSPAGE_FAIL_FAST_AFTER", default_value = "2m")]
     pub fail_fast_after: String,
+    /// Keep objects an earlier rollout applied that the render no longer has (default: delete
+    /// them after a successful rollout).
+    #[arg(long, env = "STATUSPAGE_NO_PRUNE")]
+    pub no_prune: bool,
+    /// Label selector of the release's objects; only those applied by the field manager are pruned.
+    #[arg(long, env = "STATUSPAGE_PRUNE_SELECTOR", default_value = "app.kubernetes.io/part-of=statuspage")]
+    pub prune_selector: String,
     /// On failure, leave the Deployments as they are (exit 1 instead of 4).
     #[arg(long, env = "STATUSPAGE_NO_ROLLBACK")]
     pub no_rollback: bool,
@@ -122,6 +129,8 @@ impl Args {
             rollback: !self.no_rollback,
             poll: Duration::from_secs(2),
             fail_fast_after: parse_duration("--fail-fast-after", &self.fail_fast_after)?,
+            prune: !self.no_prune,
+            prune_selector: self.prune_selector.clone(),
         })
     }
 }

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod error;
 pub mod manifests;
+pub mod prune;
 pub mod report;
 pub mod status;
 
@@ -75,6 +76,11 @@ pub struct RolloutConfig {
     /// Fail a wait once a pod has been in a fatal waiting state (ImagePullBackOff,
     /// CrashLoopBackOff, …) this long, instead of waiting out the progress deadline. None: never.
     pub fail_fast_after: Option<Duration>,
+    /// After a successful rollout, delete what this field manager applied earlier (objects
+    /// matching `prune_selector`) that the render no longer has.
+    pub prune: bool,
+    /// Label selector of the release's objects, for pruning.
+    pub prune_selector: String,
 }
 
 /// A parsed object with what the API server told us about its kind.
@@ -245,6 +251,38 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
         migration_report =
             Some(MigrationReport { job: job.object.name().to_string(), result: "planned".into() });
     }
+    let mut to_prune = Vec::new();
+    if config.prune {
+        let keep: std::collections::BTreeSet<(String, String)> = resolved
+            .iter()
+            .chain(migration.iter())
+            .map(|i| (i.object.gvk.kind.clone(), i.object.name().to_string()))
+            .collect();
+        let kinds: Vec<_> = resolved.iter().map(|i| i.object.gvk.clone()).collect();
+        to_prune = prune::candidates(
+            &client,
+            &discovery,
+            &namespace,
+            &config.prune_selector,
+            &config.field_manager,
+            &kinds,
+            &keep,
+        )
+        .await
+        .map_err(RolloutError::kube("listing objects to prune"))?;
+        for candidate in &to_prune {
+            progress(format!(
+                "  {}/{} would prune (no longer in the render)",
+                candidate.kind, candidate.name
+            ));
+            planned.push(ObjectReport {
+                kind: candidate.kind.clone(),
+                name: candidate.name.clone(),
+                namespace: namespace.clone(),
+                action: "would prune".into(),
+            });
+        }
+    }
     progress(format!(
         "validated in {:.1}s: the API server accepts every object",
         started.elapsed().as_secs_f64()
@@ -325,6 +363,13 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     drop(group);
     if failures.is_empty() {
         progress(format!("rolled out in {:.1}s", wait_started.elapsed().as_secs_f64()));
+        if !to_prune.is_empty() {
+            prune::delete(&client, &namespace, &to_prune).await.map_err(RolloutError::kube("pruning"))?;
+            for entry in report.objects.iter_mut().filter(|o| o.action == "would prune") {
+                progress(format!("  {}/{} pruned", entry.kind, entry.name));
+                entry.action = "pruned".into();
+            }
+        }
         report.deployments = deployment_reports(&client, &namespace, &deployments, &BTreeMap::new()).await?;
         report.result = "deployed".into();
         return Ok(report);

@@ -375,3 +375,62 @@ async fn a_crash_loop_fails_fast_long_before_the_progress_deadline_and_is_rolled
     assert!(took < 120, "failed fast: {took}s, not the 600 s deadline");
     assert_eq!(report["result"], "rolled-back", "{report}");
 }
+
+#[tokio::test]
+async fn objects_taken_out_of_the_render_are_pruned_and_nobody_elses_are_touched() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-prune"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Someone else's object with the release's label: not ours to delete.
+    let created = Command::new("kubectl")
+        .args(["-n", &ns.0, "create", "configmap", "hand-made", "--from-literal=a=b"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let labelled = Command::new("kubectl")
+        .args(["-n", &ns.0, "label", "configmap", "hand-made", "app.kubernetes.io/part-of=statuspage"])
+        .output()
+        .unwrap();
+    assert!(labelled.status.success(), "{}", String::from_utf8_lossy(&labelled.stderr));
+
+    // The overlay drops one NetworkPolicy.
+    let dropped = docs
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] != "default-deny")
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+        .unwrap();
+    docs.retain(|d| !(d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == dropped.as_str()));
+
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let planned: Vec<&Value> =
+        report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "would prune").collect();
+    assert_eq!(planned.len(), 1, "{report}");
+    assert_eq!(planned[0]["name"], dropped.as_str());
+    assert_eq!(
+        kubectl_json(&["-n", &ns.0, "get", "networkpolicy", &dropped])["metadata"]["name"],
+        dropped.as_str()
+    );
+
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["action"] == "pruned" && o["name"] == dropped.as_str()),
+        "{report}"
+    );
+    let gone =
+        Command::new("kubectl").args(["-n", &ns.0, "get", "networkpolicy", &dropped]).output().unwrap();
+    assert!(!gone.status.success(), "NetworkPolicy/{dropped} is still there");
+    assert_eq!(
+        kubectl_json(&["-n", &ns.0, "get", "configmap", "hand-made"])["data"]["a"],
+        "b",
+        "not ours: kept"
+    );
+}

@@ -1,0 +1,134 @@
+//! Pruning: objects an earlier rollout applied that the render no longer has (a NetworkPolicy
+//! taken out of the overlay, a renamed ConfigMap) are deleted after a successful rollout, so the
+//! cluster ends up as the render says. Only objects that carry the release's label selector *and*
+//! were applied by this field manager are candidates: what others created is never touched.
+
+use std::collections::BTreeSet;
+
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::{Discovery, Scope};
+use kube::{Api, Client};
+
+/// The namespaced kinds the app's overlays use, looked at even when the render no longer has any
+/// object of that kind (group, version, kind).
+pub const APP_KINDS: &[(&str, &str, &str)] = &[
+    ("", "v1", "ConfigMap"),
+    ("", "v1", "Service"),
+    ("", "v1", "ServiceAccount"),
+    ("apps", "v1", "Deployment"),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler"),
+    ("policy", "v1", "PodDisruptionBudget"),
+    ("networking.k8s.io", "v1", "NetworkPolicy"),
+    ("networking.k8s.io", "v1", "Ingress"),
+    ("rbac.authorization.k8s.io", "v1", "Role"),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
+    ("monitoring.coreos.com", "v1", "ServiceMonitor"),
+    ("monitoring.coreos.com", "v1", "PodMonitor"),
+    ("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass"),
+];
+
+/// An object to delete.
+#[derive(Debug, Clone)]
+pub struct PruneCandidate {
+    /// `Kind`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    resource: ApiResource,
+}
+
+/// True when `object` was server-side applied by `field_manager`.
+pub fn applied_by(object: &DynamicObject, field_manager: &str) -> bool {
+    object
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some(field_manager) && m.operation.as_deref() == Some("Apply"))
+}
+
+/// The objects in `namespace` matching `selector`, applied by `field_manager`, whose
+/// (kind, name) is not in `keep`. `render_kinds` adds the render's own kinds to [`APP_KINDS`].
+/// Jobs are left alone: migration Jobs are per release and keep their history.
+pub async fn candidates(
+    client: &Client,
+    discovery: &Discovery,
+    namespace: &str,
+    selector: &str,
+    field_manager: &str,
+    render_kinds: &[GroupVersionKind],
+    keep: &BTreeSet<(String, String)>,
+) -> Result<Vec<PruneCandidate>, kube::Error> {
+    let mut seen = BTreeSet::new();
+    let kinds = APP_KINDS
+        .iter()
+        .map(|(g, v, k)| GroupVersionKind::gvk(g, v, k))
+        .chain(render_kinds.iter().cloned())
+        .filter(|gvk| seen.insert((gvk.group.clone(), gvk.version.clone(), gvk.kind.clone())));
+    let mut out = Vec::new();
+    for gvk in kinds {
+        if gvk.kind == "Job" || gvk.kind == "Namespace" {
+            continue;
+        }
+        let Some((resource, caps)) = discovery.resolve_gvk(&gvk) else { continue };
+        if caps.scope != Scope::Namespaced {
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let objects = match api.list(&ListParams::default().labels(selector)).await {
+            Ok(list) => list,
+            // A kind this identity may not list is a kind it did not apply either.
+            Err(kube::Error::Api(status)) if status.code == 403 => continue,
+            Err(err) => return Err(err),
+        };
+        for object in objects {
+            let name = object.metadata.name.clone().unwrap_or_default();
+            if applied_by(&object, field_manager) && !keep.contains(&(gvk.kind.clone(), name.clone())) {
+                out.push(PruneCandidate { kind: gvk.kind.clone(), name, resource: resource.clone() });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Delete every candidate (in the background: dependents follow through the garbage collector).
+pub async fn delete(
+    client: &Client,
+    namespace: &str,
+    candidates: &[PruneCandidate],
+) -> Result<(), kube::Error> {
+    for candidate in candidates {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &candidate.resource);
+        match api.delete(&candidate.name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn object(managers: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "x", "managedFields": managers}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_objects_applied_by_the_field_manager_are_ours() {
+        let ours = object(serde_json::json!([{"manager": "statuspage", "operation": "Apply"}]));
+        let kubectl = object(serde_json::json!([{"manager": "kubectl-create", "operation": "Update"}]));
+        let updated = object(serde_json::json!([{"manager": "statuspage", "operation": "Update"}]));
+        assert!(applied_by(&ours, "statuspage"));
+        assert!(!applied_by(&kubectl, "statuspage"));
+        assert!(!applied_by(&updated, "statuspage"), "an Update (e.g. a rollback patch) is not an apply");
+        assert!(!applied_by(&ours, "someone-else"));
+    }
+}
