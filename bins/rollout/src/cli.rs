@@ -127,7 +127,7 @@ impl Args {
             timeout: parse_timeout(&self.timeout)?,
             dry_run: self.dry_run,
             rollback: !self.no_rollback,
-            poll: Duration::from_secs(2),
+            poll: Duration::from_millis(500),
             fail_fast_after: parse_duration("--fail-fast-after", &self.fail_fast_after)?,
             prune: !self.no_prune,
             prune_selector: self.prune_selector.clone(),

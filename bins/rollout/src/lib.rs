@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -214,23 +215,34 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     }
     create_missing_namespaces(&client, &resolved, &config.field_manager).await?;
     let dry = PatchParams::apply(&config.field_manager).force().dry_run();
+    // Every object's read and dry run are independent: up to 8 at a time, results in order.
+    let checks = futures_util::stream::iter(resolved.iter().map(|item| {
+        let (client, dry) = (&client, &dry);
+        async move {
+            let api = item.api(client);
+            let live = api
+                .get_opt(item.object.name())
+                .await
+                .map_err(RolloutError::kube(format!("reading {}", item.object.label())))?;
+            let result = api
+                .patch(item.object.name(), dry, &Patch::Apply(&item.object.object))
+                .await
+                .map_err(|e| rejected(&item.object, e))?;
+            let action = match &live {
+                None => "would create",
+                Some(live) if comparable(live) == comparable(&result) => "unchanged",
+                Some(_) => "would configure",
+            };
+            Ok::<_, RolloutError>((live.and_then(|l| l.metadata.resource_version), action))
+        }
+    }))
+    .buffered(8)
+    .collect::<Vec<_>>()
+    .await;
     let mut planned = Vec::new();
-    for item in resolved.iter_mut() {
-        let api = item.api(&client);
-        let live = api
-            .get_opt(item.object.name())
-            .await
-            .map_err(RolloutError::kube(format!("reading {}", item.object.label())))?;
-        item.live_version = live.as_ref().and_then(|l| l.metadata.resource_version.clone());
-        let result = api
-            .patch(item.object.name(), &dry, &Patch::Apply(&item.object.object))
-            .await
-            .map_err(|e| rejected(&item.object, e))?;
-        let action = match &live {
-            None => "would create",
-            Some(live) if comparable(live) == comparable(&result) => "unchanged",
-            Some(_) => "would configure",
-        };
+    for (item, check) in resolved.iter_mut().zip(checks) {
+        let (live_version, action) = check?;
+        item.live_version = live_version;
         progress(format!("  {} {}", item.object.label(), action));
         planned.push(item.object_report(action));
     }

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark: statuspage-rollout against the same steps done with kubectl on the stack's cluster,
+# in the same run, with the demo app of bin/local-deploy. Reports wall times and ratios; asserts
+# nothing.
+#
+#   bench/rollout.sh [ROUNDS]     (default 3; needs tests/stack/up.sh and one bin/local-deploy)
+#
+# Both sides do the same work on the same rendered overlay, each in a namespace of its own:
+#   statuspage-rollout --manifests FILE   (dry run, configuration, migration Job, workloads, wait)
+#   kubectl apply --server-side --dry-run=server; kubectl apply (configuration); the migration Job
+#   and kubectl wait --for=condition=complete; kubectl apply (workloads); kubectl rollout status x3
+# first: a fresh namespace. update: a new pod template (an annotation) for every Deployment.
+# CPU requests are made small so that both sides fit the stack's single 2-CPU node.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rounds=${1:-3}
+stack_dir=${STATUSPAGE_STACK_DIR:-/tmp/statuspage-stack}
+# shellcheck source=/dev/null
+source "$stack_dir/env" 2>/dev/null || { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
+overlay=$stack_dir/local-deploy/app/overlays/local
+[[ -d $overlay ]] || { echo "no patched overlay: run bin/local-deploy once" >&2; exit 1; }
+py=${STATUSPAGE_CACHE:-/var/cache/statuspage}/venv-judges/bin/python
+bin=$repo/target/release/statuspage-rollout
+[[ -x $bin ]] || (cd "$repo" && cargo build --release --quiet -p statuspage-rollout)
+
+work=$(mktemp -d)
+namespaces=()
+cleanup() {
+  for ns in "${namespaces[@]}"; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+kustomize build "$overlay" >"$work/rendered.yaml"
+
+# split NAMESPACE ROUND: write ours.yaml (everything) and, for kubectl, config.yaml, job.yaml and
+# workloads.yaml, all moved to NAMESPACE, the migration template turned into the release's Job.
+split() {
+  "$py" - "$work/rendered.yaml" "$work/$1" "$1" "$2" <<'PY'
+import sys, yaml, os
+src, out, ns, rnd = sys.argv[1:5]
+os.makedirs(out, exist_ok=True)
+docs = [d for d in yaml.safe_load_all(open(src)) if d]
+config, job, workloads = [], [], []
+for d in docs:
+    if d["kind"] == "Namespace":
+        d["metadata"]["name"] = ns
+    else:
+        d["metadata"]["namespace"] = ns
+    if d["kind"] == "Deployment":
+        d["spec"]["template"]["metadata"].setdefault("annotations", {})["bench/round"] = rnd
+    if d["kind"] in ("Deployment", "Job"):
+        # Small requests: both sides' pods (and a surge pod each) must fit the stack's 2-CPU node.
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            c.setdefault("resources", {})["requests"] = {"cpu": "10m", "memory": "16Mi"}
+    role = d["metadata"].get("annotations", {}).get("statuspage.io/role")
+    if d["kind"] == "Job" and role == "migration-template":
+        copy = yaml.safe_load(yaml.safe_dump(d))
+        copy["metadata"]["name"] += "-bench"
+        del copy["metadata"]["annotations"]["statuspage.io/role"]
+        job.append(copy)
+    elif d["kind"] in ("Deployment", "HorizontalPodAutoscaler"):
+        workloads.append(d)
+    else:
+        config.append(d)
+dump = lambda name, items: yaml.safe_dump_all(items, open(os.path.join(out, name), "w"))
+dump("ours.yaml", docs)
+dump("config.yaml", config)
+dump("job.yaml", job)
+dump("workloads.yaml", workloads)
+print(job[0]["metadata"]["name"])
+for d in workloads:
+    if d["kind"] == "Deployment":
+        print(d["metadata"]["name"])
+PY
+}
+
+# Namespaces and their two Secrets (copied from bin/local-deploy's) exist before the clock runs.
+prepare() {
+  local ns=$1
+  namespaces+=("$ns")
+  kubectl create namespace "$ns" >/dev/null
+  for secret in registry-credentials statuspage-secrets; do
+    kubectl -n statuspage get secret "$secret" -o json |
+      "$py" -c 'import json,sys; d=json.load(sys.stdin); m=d["metadata"]; [m.pop(k,None) for k in ("namespace","uid","resourceVersion","creationTimestamp","managedFields","ownerReferences")]; print(json.dumps(d))' |
+      kubectl -n "$ns" apply -f - >/dev/null
+  done
+}
+
+ours() { "$bin" --manifests "$work/$1/ours.yaml" --timeout 5m >/dev/null 2>"$work/ours.log" || { cat "$work/ours.log" >&2; return 1; }; }
+theirs() {
+  local dir=$work/$1 ns=$1 names job
+  mapfile -t names < <(split "$ns" "$2")
+  job=${names[0]}
+  kubectl apply --server-side --field-manager=bench --dry-run=server -f "$dir/config.yaml" -f "$dir/job.yaml" -f "$dir/workloads.yaml" >/dev/null
+  kubectl apply --server-side --field-manager=bench -f "$dir/config.yaml" >/dev/null
+  kubectl apply --server-side --field-manager=bench -f "$dir/job.yaml" >/dev/null
+  kubectl -n "$ns" wait --for=condition=complete "job/$job" --timeout=300s >/dev/null
+  kubectl apply --server-side --field-manager=bench -f "$dir/workloads.yaml" >/dev/null
+  for deployment in "${names[@]:1}"; do
+    kubectl -n "$ns" rollout status "deployment/$deployment" --timeout=300s >/dev/null
+  done
+}
+now() { date +%s.%N; }
+elapsed() { echo "$(now) - $1" | bc; }
+
+printf '| round | tool | first s | update s |\n|---|---|---|---|\n' >"$work/table"
+sum_first=0 sum_update=0
+for round in $(seq 1 "$rounds"); do
+  a=bench-ours-$round-$RANDOM b=bench-kubectl-$round-$RANDOM
+  prepare "$a"
+  prepare "$b"
+  split "$a" first >/dev/null
+  t=$(now); ours "$a"; ours_first=$(elapsed "$t")
+  t=$(now); theirs "$b" first; cli_first=$(elapsed "$t")
+  split "$a" update >/dev/null
+  t=$(now); ours "$a"; ours_update=$(elapsed "$t")
+  t=$(now); theirs "$b" update; cli_update=$(elapsed "$t")
+  printf '| %s | statuspage-rollout | %.2f | %.2f |\n| %s | kubectl | %.2f | %.2f |\n' \
+    "$round" "$ours_first" "$ours_update" "$round" "$cli_first" "$cli_update" >>"$work/table"
+  sum_first=$(echo "$sum_first + $ours_first / $cli_first" | bc -l)
+  sum_update=$(echo "$sum_update + $ours_update / $cli_update" | bc -l)
+done
+cat "$work/table"
+printf '\nmean ratio statuspage-rollout / kubectl: first %.2f, update %.2f\n' \
+  "$(echo "$sum_first / $rounds" | bc -l)" "$(echo "$sum_update / $rounds" | bc -l)"
