@@ -72,6 +72,16 @@ pub enum RolloutError {
         /// The client's error.
         source: kube::Error,
     },
+    /// Another rollout holds the namespace's Lease; nothing was changed.
+    #[error(
+        "another rollout is changing namespace {namespace} (Lease/statuspage-rollout held by {holder}): nothing was changed; wait for it, or delete the Lease if that rollout is dead"
+    )]
+    Busy {
+        /// The namespace.
+        namespace: String,
+        /// The Lease's holder identity.
+        holder: String,
+    },
     /// The migration Job failed; no workload was changed.
     #[error("migration {job} failed: {reason}. The Deployments were not changed")]
     MigrationFailed {
@@ -141,7 +151,9 @@ impl HasExitCode for RolloutError {
             | RolloutError::Manifest { .. }
             | RolloutError::UnknownKind { .. }
             | RolloutError::Rejected { .. } => ExitCode::Usage,
-            RolloutError::Kube { .. } | RolloutError::Output(_) => ExitCode::External,
+            RolloutError::Kube { .. } | RolloutError::Output(_) | RolloutError::Busy { .. } => {
+                ExitCode::External
+            }
             RolloutError::MigrationFailed { .. } | RolloutError::RolloutFailed { .. } => ExitCode::Failed,
             RolloutError::RolledBack { .. } => ExitCode::RolledBack,
             RolloutError::RollbackFailed { .. } => ExitCode::RollbackFailed,

@@ -16,6 +16,7 @@
 pub mod cli;
 pub mod diagnose;
 pub mod error;
+pub mod lease;
 pub mod manifests;
 pub mod prune;
 pub mod report;
@@ -301,7 +302,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     ));
     drop(group);
 
-    let mut report = Report {
+    let report = Report {
         version: 1,
         result: "dry-run".into(),
         namespace: namespace.clone(),
@@ -313,18 +314,37 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
         return Ok(report);
     }
 
+    // One rollout per namespace at a time: a Lease held for the whole change.
+    let lease = lease::acquire(&client, &namespace, config).await?;
+    let result = change(&client, &namespace, config, &resolved, migration.as_ref(), &to_prune, report).await;
+    lease::release(&client, &namespace, &lease).await;
+    result
+}
+
+/// Steps 2 to 6: everything that changes the cluster, under the namespace's rollout Lease.
+async fn change(
+    client: &Client,
+    namespace: &str,
+    config: &RolloutConfig,
+    resolved: &[Resolved],
+    migration: Option<&Resolved>,
+    to_prune: &[prune::PruneCandidate],
+    mut report: Report,
+) -> Result<Report, RolloutError> {
+    let style = statuspage_common::actions::LogStyle::detect();
+
     // 2. Everything that is not a workload.
     let apply = PatchParams::apply(&config.field_manager).force();
     let group = style.group("apply configuration");
     for (index, item) in resolved.iter().enumerate().filter(|(_, i)| !i.object.is_workload()) {
-        report.objects[index] = apply_one(&client, item, &apply).await?;
+        report.objects[index] = apply_one(client, item, &apply).await?;
     }
     drop(group);
 
     // 3. The migration gate.
     if let Some(job) = &migration {
         let group = style.group(&format!("migration {}", job.object.name()));
-        let result = migrate(&client, job, &apply, config).await;
+        let result = migrate(client, job, &apply, config).await;
         drop(group);
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -351,7 +371,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     // 4. Workloads, then wait.
     let deployments: Vec<String> =
         resolved.iter().filter(|i| i.object.is_deployment()).map(|i| i.object.name().to_string()).collect();
-    let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deploy_api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let mut previous: BTreeMap<String, Option<String>> = BTreeMap::new();
     for name in &deployments {
         let live = deploy_api
@@ -362,7 +382,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     }
     let group = style.group("apply workloads");
     for (index, item) in resolved.iter().enumerate().filter(|(_, i)| i.object.is_workload()) {
-        report.objects[index] = apply_one(&client, item, &apply).await?;
+        report.objects[index] = apply_one(client, item, &apply).await?;
     }
     drop(group);
     let group = style.group(&format!(
@@ -371,18 +391,18 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
         config.timeout.as_secs()
     ));
     let wait_started = Instant::now();
-    let failures = wait_deployments(&client, &deploy_api, &deployments, config).await?;
+    let failures = wait_deployments(client, &deploy_api, &deployments, config).await?;
     drop(group);
     if failures.is_empty() {
         progress(format!("rolled out in {:.1}s", wait_started.elapsed().as_secs_f64()));
         if !to_prune.is_empty() {
-            prune::delete(&client, &namespace, &to_prune).await.map_err(RolloutError::kube("pruning"))?;
+            prune::delete(client, namespace, to_prune).await.map_err(RolloutError::kube("pruning"))?;
             for entry in report.objects.iter_mut().filter(|o| o.action == "would prune") {
                 progress(format!("  {}/{} pruned", entry.kind, entry.name));
                 entry.action = "pruned".into();
             }
         }
-        report.deployments = deployment_reports(&client, &namespace, &deployments, &BTreeMap::new()).await?;
+        report.deployments = deployment_reports(client, namespace, &deployments, &BTreeMap::new()).await?;
         report.result = "deployed".into();
         return Ok(report);
     }
@@ -401,7 +421,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
             .and_then(|d| d.spec.and_then(|s| s.selector.match_labels))
             .map(|labels| labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
             .unwrap_or_default();
-        for line in diagnose::pods(&client, &namespace, &selector, false).await {
+        for line in diagnose::pods(client, namespace, &selector, false).await {
             progress(format!("  {line}"));
         }
         drop(group);
@@ -410,7 +430,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
         failures.iter().map(|(name, _)| (name.clone(), "failed".to_string())).collect();
     if !config.rollback {
         progress("--no-rollback: leaving the Deployments as they are");
-        report.deployments = deployment_reports(&client, &namespace, &deployments, &results).await?;
+        report.deployments = deployment_reports(client, namespace, &deployments, &results).await?;
         report.result = "failed".into();
         return Err(RolloutError::RolloutFailed { reason, report: Box::new(report) });
     }
@@ -426,7 +446,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
             }
             continue;
         };
-        match rollback(&client, &deploy_api, name, before, &config.field_manager).await {
+        match rollback(client, &deploy_api, name, before, &config.field_manager).await {
             Ok(true) => {
                 progress(format!("Deployment/{name}: rolling back to revision {before}"));
                 rolled_back.push(name.clone());
@@ -438,7 +458,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
             }
         }
     }
-    let rollback_failures = wait_deployments(&client, &deploy_api, &rolled_back, config).await?;
+    let rollback_failures = wait_deployments(client, &deploy_api, &rolled_back, config).await?;
     for name in &rolled_back {
         let result =
             if rollback_failures.iter().any(|(n, _)| n == name) { "rollback-failed" } else { "rolled-back" };
@@ -447,7 +467,7 @@ pub async fn run(config: &RolloutConfig) -> Result<Report, RolloutError> {
     rollback_errors.extend(rollback_failures.iter().map(|(name, why)| format!("Deployment/{name}: {why}")));
     progress(format!("rollback finished in {:.1}s", rollback_started.elapsed().as_secs_f64()));
     drop(group);
-    report.deployments = deployment_reports(&client, &namespace, &deployments, &results).await?;
+    report.deployments = deployment_reports(client, namespace, &deployments, &results).await?;
     if !rollback_errors.is_empty() {
         report.result = "failed".into();
         return Err(RolloutError::RollbackFailed {

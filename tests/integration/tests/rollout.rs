@@ -434,3 +434,55 @@ async fn objects_taken_out_of_the_render_are_pruned_and_nobody_elses_are_touched
         "not ours: kept"
     );
 }
+
+fn put_lease(namespace: &str, holder: &str, renewed: &str) {
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "statuspage-rollout", "namespace": namespace},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 600,
+                 "renewTime": renewed, "acquireTime": renewed}
+    });
+    let mut child = Command::new("kubectl")
+        .args(["apply", "--server-side", "--force-conflicts", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(lease.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_second_rollout_waits_its_turn_and_an_expired_lease_is_taken_over() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-lease"));
+    let docs = render(&ns.0, &images);
+    let created = Command::new("kubectl").args(["create", "namespace", &ns.0]).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+
+    // Another rollout renewed its Lease just now: this one must not touch anything.
+    let now = kubectl_json(&["get", "namespace", &ns.0])["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put_lease(&ns.0, "ci-runner/4242 (org/statuspage run 7)", &now.replace('Z', ".000000Z"));
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("another rollout is changing namespace") && stderr.contains("ci-runner/4242"),
+        "{stderr}"
+    );
+    assert!(deployments(&ns.0).is_empty(), "a busy namespace was changed");
+
+    // A holder that died long ago: its Lease expired, this rollout takes over and gives it back.
+    put_lease(&ns.0, "ci-runner/4242 (org/statuspage run 7)", "2020-01-01T00:00:00.000000Z");
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["result"], "deployed");
+    let left =
+        Command::new("kubectl").args(["-n", &ns.0, "get", "lease", "statuspage-rollout"]).output().unwrap();
+    assert!(!left.status.success(), "the Lease was not given back");
+}
