@@ -582,6 +582,15 @@ async fn real_cluster_admission_applies_limit_range_and_resource_quota() -> Resu
     ensure!(mem_limit.as_deref() == Some("48Mi"), "LimitRanger default limit missing: {resources:?}");
     ensure!(cpu_request.as_deref() == Some("20m"), "LimitRanger default request missing: {resources:?}");
 
+    // The quota controller recalculates usage on its own schedule and can briefly write back a
+    // count from before the first pod; wait until it counts that pod, then the second is refused.
+    wait_for("quota usage of the first pod", Duration::from_secs(30), move || async move {
+        let st = q.get("pods").await?.status.unwrap_or_default();
+        let used = st.used.as_ref().and_then(|u| u.get("pods")).map(|v| v.0.clone());
+        Ok(((used.as_deref() == Some("1")).then_some(()), format!("{st:?}")))
+    })
+    .await?;
+
     // ResourceQuota refuses the second pod.
     let second: Pod = serde_json::from_value(json!({
         "metadata": {"name": "second"},
