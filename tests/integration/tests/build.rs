@@ -202,10 +202,9 @@ async fn push_then_rebuild_is_skipped_because_every_image_is_in_the_registry() {
         }
     }
     assert_eq!(pushed.len(), 3);
-    let started = std::time::Instant::now();
     let second = run(&c, quiet()).await.unwrap();
     assert!(second.skipped(), "{:?}", second.notes);
-    assert!(started.elapsed().as_secs() < 10, "the skip decision asks the registry, it does not build");
+    assert!(second.targets.is_empty(), "the skip decision asks the registry, it builds nothing");
     for (target, image) in &second.release.images {
         assert_eq!(image.built, Some(false));
         assert_eq!(image.digest.as_ref(), Some(&pushed[target]), "{target} gets its own digest");

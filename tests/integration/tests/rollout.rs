@@ -367,12 +367,13 @@ async fn a_crash_loop_fails_fast_long_before_the_progress_deadline_and_is_rolled
     let web = find(&mut docs, "Deployment", "statuspage-web");
     web["spec"]["progressDeadlineSeconds"] = json!(600);
     web["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["crash"]);
-    let started = std::time::Instant::now();
     let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "10s"]);
-    let took = started.elapsed().as_secs();
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("CrashLoopBackOff") && stderr.contains("failing fast"), "{stderr}");
-    assert!(took < 120, "failed fast: {took}s, not the 600 s deadline");
+    assert!(
+        !stderr.contains("ProgressDeadlineExceeded"),
+        "fail-fast decided, not the 600 s deadline: {stderr}"
+    );
     assert_eq!(report["result"], "rolled-back", "{report}");
 }
 
