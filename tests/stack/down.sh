@@ -3,9 +3,8 @@
 # certs.d). Data directories stay in $STACK_DIR; pass --purge to remove them too.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
-if [[ -f $here/cluster.sh ]]; then
-  bash "$here/cluster.sh" down || true
-fi
+bash "$here/data.sh" down || true
+bash "$here/cluster.sh" down || true
 for component in registry aws docker; do
   bash "$here/$component.sh" down || true
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring the whole local stack up, idempotently: Docker Engine, AWS APIs (moto), the registry,
-# then the Kubernetes cluster. Writes $STACK_DIR/env (default /tmp/statuspage-stack/env):
+# the Kubernetes cluster, then PostgreSQL and Redis (as RDS and ElastiCache, outside the cluster). Writes $STACK_DIR/env (default /tmp/statuspage-stack/env):
 #   source /tmp/statuspage-stack/env
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
@@ -9,7 +9,7 @@ stack_env PATH "$STACK_CACHE/tools/bin:$PATH"
 for component in docker aws registry; do
   bash "$here/$component.sh" up
 done
-if [[ -f $here/cluster.sh ]]; then
-  bash "$here/cluster.sh" up
-fi
+bash "$here/cluster.sh" up
+# PostgreSQL and Redis listen on the node address, which the cluster brings up.
+bash "$here/data.sh" up
 stack_log "stack up in $((SECONDS - start))s: source $STACK_ENV_FILE"

@@ -27,6 +27,31 @@ for svc in docker containerd redis-server postgresql; do
   fi
 done
 
+# --- Docker Engine 26.1 from Debian trixie, unpacked (see versions.env) -----------------------
+# $CACHE/docker/bin gets dockerd, docker-proxy, containerd + shims and the docker CLI;
+# $CACHE/docker/cli-plugins the buildx plugin. Re-unpacked only when the pin list changes.
+DOCKER_DIR=$CACHE/docker
+if [[ $(cat "$DOCKER_DIR/.pins" 2>/dev/null) != "$DOCKER_DEBS" ]]; then
+  rm -rf "$DOCKER_DIR"
+  mkdir -p "$DOCKER_DIR/debs" "$DOCKER_DIR/root" "$DOCKER_DIR/bin" "$DOCKER_DIR/cli-plugins"
+  for entry in $DOCKER_DEBS; do
+    path=${entry%=*} want=${entry##*=} deb=$DOCKER_DIR/debs/$(basename "${entry%=*}")
+    log "download $DEBIAN_MIRROR/$path"
+    curl -fsSL --retry 3 -o "$deb" "$DEBIAN_MIRROR/$path" ||
+      { log "cannot download $path: if Debian replaced it, bump the pin in tests/tools/versions.env"; exit 1; }
+    got=$(sha256sum "$deb" | cut -d' ' -f1)
+    [[ $got == "$want" ]] || { log "$deb: SHA-256 $got, expected $want (tests/tools/versions.env)"; exit 1; }
+    dpkg -x "$deb" "$DOCKER_DIR/root"
+  done
+  for b in usr/sbin/dockerd usr/sbin/docker-proxy usr/bin/containerd usr/bin/containerd-shim-runc-v2 usr/bin/ctr usr/bin/docker; do
+    ln -sf "$DOCKER_DIR/root/$b" "$DOCKER_DIR/bin/$(basename "$b")"
+  done
+  ln -sf "$DOCKER_DIR/root/usr/libexec/docker/cli-plugins/docker-buildx" "$DOCKER_DIR/cli-plugins/docker-buildx"
+  rm -rf "$DOCKER_DIR/debs"
+  printf '%s' "$DOCKER_DEBS" >"$DOCKER_DIR/.pins"
+fi
+ln -sf "$DOCKER_DIR/bin/docker" "$BIN/docker"
+
 # --- Python virtualenvs ---------------------------------------------------------------------
 # venv NAME "PKGS": one virtualenv per set, rebuilt only when the pin list changes.
 venv() {

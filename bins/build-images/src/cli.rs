@@ -22,6 +22,10 @@ pub struct Args {
     /// Build context directory.
     #[arg(long, env = "STATUSPAGE_CONTEXT", default_value = "images")]
     pub context: PathBuf,
+    /// The application's source tree (e.g. a Status-Page checkout), sent as `source/` in the
+    /// context for the Dockerfile's `statuspage-source` stage. Its git state counts for --allow-dirty.
+    #[arg(long, env = "STATUSPAGE_SOURCE")]
+    pub source: Option<PathBuf>,
     /// Dockerfile path, relative to the context unless absolute.
     #[arg(long, env = "STATUSPAGE_DOCKERFILE", default_value = "Dockerfile")]
     pub dockerfile: PathBuf,
@@ -39,7 +43,8 @@ pub struct Args {
     /// Commit SHA to tag with (default: GITHUB_SHA, then `git rev-parse HEAD` in the context).
     #[arg(long, env = "STATUSPAGE_SHA")]
     pub sha: Option<String>,
-    /// Allow uncommitted changes; the tag then ends in -dirty.
+    /// Allow uncommitted changes or untracked files (in the context and the source); the tag is
+    /// then <sha>-dirty-<12 hex of the build inputs' digest>, never shared with another build.
     #[arg(long, env = "STATUSPAGE_ALLOW_DIRTY")]
     pub allow_dirty: bool,
     /// Further tags for every image (repeatable or comma-separated).
@@ -54,13 +59,17 @@ pub struct Args {
     /// Image references whose inline cache BuildKit may use.
     #[arg(long = "cache-from", env = "STATUSPAGE_CACHE_FROM", value_delimiter = ',')]
     pub cache_from: Vec<String>,
-    /// Use the images of this earlier commit (e.g. github.event.before) as cache.
+    /// Use the images and cache images of this earlier commit (e.g. github.event.before) as cache.
     #[arg(long, env = "STATUSPAGE_CACHE_FROM_COMMIT")]
     pub cache_from_commit: Option<String>,
     /// Which builder: auto picks BuildKit when the engine offers it.
     #[arg(long, env = "STATUSPAGE_BUILDER", value_enum, default_value = "auto")]
     pub builder: BuilderChoice,
-    /// Build even when every image is already in the registry.
+    /// Do not push cache images of the stages the targets only COPY --from (pushed by default
+    /// when --registry is given, as <first repository>:cache-<stage>-<tag>).
+    #[arg(long, env = "STATUSPAGE_NO_CACHE_EXPORT")]
+    pub no_cache_export: bool,
+    /// Build even when an image is already in the registry.
     #[arg(long, env = "STATUSPAGE_NO_SKIP_EXISTING")]
     pub no_skip_existing: bool,
     /// Registry user name (default: from the Docker config's auths).
@@ -137,8 +146,9 @@ impl Args {
     /// Resolve the commit, credentials and labels into a [`BuildConfig`].
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
-        let commit =
-            commit::resolve(self.sha.as_deref(), github_sha.as_deref(), &self.context, self.allow_dirty)?;
+        let mut trees = vec![self.context.as_path()];
+        trees.extend(self.source.as_deref());
+        let commit = commit::resolve(self.sha.as_deref(), github_sha.as_deref(), &trees, self.allow_dirty)?;
         let registry = self.registry.filter(|r| !r.is_empty()).map(|r| r.trim_end_matches('/').to_string());
         let registry_auth = match (self.registry_username, self.registry_password) {
             (Some(username), Some(password)) => Some(RegistryAuth { username, password }),
@@ -154,18 +164,11 @@ impl Args {
         if let Some(auth) = &registry_auth {
             actions::add_mask(&auth.password);
         }
-        let mut cache_from = self.cache_from;
-        if let Some(before) = self.cache_from_commit.filter(|s| !s.is_empty() && !s.chars().all(|c| c == '0'))
-        {
-            let before = commit::validate_sha("--cache-from-commit", &before)?;
-            for spec in &self.targets {
-                let name = match &registry {
-                    Some(r) => format!("{r}/{}", spec.repository),
-                    None => spec.repository.clone(),
-                };
-                cache_from.push(format!("{name}:{before}"));
-            }
-        }
+        let cache_from_commit =
+            match self.cache_from_commit.filter(|s| !s.is_empty() && !s.chars().all(|c| c == '0')) {
+                Some(before) => Some(commit::validate_sha("--cache-from-commit", &before)?),
+                None => None,
+            };
         let source_url = self.source_url.or_else(|| {
             let server = std::env::var("GITHUB_SERVER_URL").ok()?;
             let repo = std::env::var("GITHUB_REPOSITORY").ok()?;
@@ -175,6 +178,8 @@ impl Args {
             created: created(&self.context, &commit.sha),
             context: self.context,
             dockerfile: self.dockerfile,
+            source: self.source,
+            export_cache: !self.no_cache_export,
             targets: self.targets,
             registry,
             commit,
@@ -183,7 +188,8 @@ impl Args {
             platform: self.platform,
             source_url,
             version: self.image_version,
-            cache_from,
+            cache_from: self.cache_from.into_iter().filter(|c| !c.is_empty()).collect(),
+            cache_from_commit,
             builder: self.builder,
             skip_existing: !self.no_skip_existing,
             registry_auth,
@@ -197,6 +203,15 @@ pub async fn main_with(args: Args) -> ExitCode {
     let dry_run = args.dry_run;
     let release_file = args.release_file.clone();
     let result = async {
+        if let Some(path) = &release_file
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(BuildError::BadInput {
+                flag: "--release-file",
+                value: path.display().to_string(),
+                fix: format!("the folder {} does not exist: create it or choose another path", dir.display()),
+            });
+        }
         let config = args.into_config()?;
         if dry_run {
             let plan = BuildPlan::new(&config)?;
@@ -222,7 +237,7 @@ pub async fn main_with(args: Args) -> ExitCode {
         print!("{json}");
         if let Some(path) = &release_file {
             std::fs::write(path, &json)
-                .map_err(|source| BuildError::Context { path: path.clone(), source })?;
+                .map_err(|source| BuildError::ReleaseFile { path: path.clone(), source })?;
         }
         if let Some(out) = OutputFile::from_env() {
             report::write_outputs(&outcome, &out)?;

@@ -40,6 +40,13 @@ impl IgnoreRules {
         Ok(Self { rules })
     }
 
+    /// Exclude `pattern` (a literal path) after every other rule.
+    pub fn exclude(&mut self, pattern: &str) {
+        if let Ok(glob) = Glob::new(pattern) {
+            self.rules.push((glob.compile_matcher(), false));
+        }
+    }
+
     /// True when `path` (relative, `/`-separated) or one of its parent folders is excluded.
     pub fn excluded(&self, path: &str) -> bool {
         let mut excluded = false;
@@ -54,35 +61,70 @@ impl IgnoreRules {
     }
 }
 
-/// Pack `context` (and the Dockerfile, if it lives elsewhere) into a tar. Uncompressed: the
-/// engine is local (a Unix socket or a runner's), where gzip costs more time than it saves.
-/// Returns the bytes and the Dockerfile's name inside the archive.
+/// Where a separate source tree (`--source`) lands inside the context archive. The Dockerfile's
+/// `statuspage-source` stage copies it from there (`COPY source/ /`); with buildx the same tree
+/// is given as `--build-context statuspage-source=DIR` instead.
+pub const SOURCE_PREFIX: &str = "source";
+
+/// A packed context: the tar the engine receives, the Dockerfile's name in it, and its digest.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// The uncompressed tar (cheap to clone: one build per target sends it).
+    pub bytes: bytes::Bytes,
+    /// The Dockerfile's path inside the archive.
+    pub dockerfile_name: String,
+    /// `sha256:<hex>` of `bytes`: the same tree always packs to the same digest.
+    pub digest: String,
+}
+
+/// Pack `context` (plus the Dockerfile, if it lives elsewhere, and `source` under
+/// [`SOURCE_PREFIX`]) into a tar. Uncompressed: the engine is local (a Unix socket or a
+/// runner's), where gzip costs more time than it saves. `source` honours its own
+/// `.dockerignore` and never contributes `.git`.
+///
+/// Errors: [`BuildError::Context`] for unreadable files; [`BuildError::BadInput`] for a bad
+/// `.dockerignore` line or a context that already has a `source/` folder while `source` is given.
 pub fn pack(
     context: &Path,
     dockerfile: &Path,
     dockerfile_in_context: Option<PathBuf>,
-) -> Result<(Vec<u8>, String), BuildError> {
+    source: Option<&Path>,
+) -> Result<Packed, BuildError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BuildError::Context { path, source }
     };
-    let ignore_path = context.join(".dockerignore");
-    let rules = match std::fs::read_to_string(&ignore_path) {
-        Ok(text) => IgnoreRules::parse(&text, &ignore_path)?,
-        Err(_) => IgnoreRules::default(),
-    };
-    let mut files = Vec::new();
-    collect(context, context, &rules, &mut files)?;
+    let mut files: Vec<(String, PathBuf)> = tree_files(context, &ignore_rules(context)?)?
+        .into_iter()
+        .map(|r| (r.clone(), context.join(r)))
+        .collect();
+    if let Some(source) = source {
+        let prefix = format!("{SOURCE_PREFIX}/");
+        if let Some((clash, _)) = files.iter().find(|(r, _)| r.starts_with(&prefix)) {
+            return Err(BuildError::BadInput {
+                flag: "--source",
+                value: source.display().to_string(),
+                fix: format!(
+                    "the context {} already has {clash}: remove its {SOURCE_PREFIX}/ folder or drop --source",
+                    context.display()
+                ),
+            });
+        }
+        let mut rules = ignore_rules(source)?;
+        rules.exclude(".git");
+        for relative in tree_files(source, &rules)? {
+            files.push((format!("{prefix}{relative}"), source.join(relative)));
+        }
+    }
     files.sort();
 
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
-    for relative in &files {
-        let full = context.join(relative);
-        tar.append_path_with_name(&full, relative).map_err(io(&full))?;
+    for (name, full) in &files {
+        tar.append_path_with_name(full, name).map_err(io(full))?;
     }
-    let name = match dockerfile_in_context {
+    let dockerfile_name = match dockerfile_in_context {
         Some(inside) => inside.to_string_lossy().replace('\\', "/"),
         None => {
             let bytes = std::fs::read(dockerfile).map_err(io(dockerfile))?;
@@ -95,7 +137,25 @@ pub fn pack(
         }
     };
     let bytes = tar.into_inner().map_err(io(context))?;
-    Ok((bytes, name))
+    let digest = {
+        use sha2::{Digest, Sha256};
+        format!("sha256:{:x}", Sha256::digest(&bytes))
+    };
+    Ok(Packed { bytes: bytes.into(), dockerfile_name, digest })
+}
+
+fn ignore_rules(dir: &Path) -> Result<IgnoreRules, BuildError> {
+    let path = dir.join(".dockerignore");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => IgnoreRules::parse(&text, &path),
+        Err(_) => Ok(IgnoreRules::default()),
+    }
+}
+
+fn tree_files(root: &Path, rules: &IgnoreRules) -> Result<Vec<String>, BuildError> {
+    let mut files = Vec::new();
+    collect(root, root, rules, &mut files)?;
+    Ok(files)
 }
 
 fn collect(root: &Path, dir: &Path, rules: &IgnoreRules, out: &mut Vec<String>) -> Result<(), BuildError> {
@@ -140,13 +200,14 @@ mod tests {
         std::fs::write(dir.path().join("secret.txt"), "x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/file"), "y").unwrap();
-        let (first, name) =
-            pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into())).unwrap();
-        assert_eq!(name, "Dockerfile");
-        let (second, _) =
-            pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into())).unwrap();
-        assert_eq!(first, second, "same tree, same bytes");
-        let mut archive = tar::Archive::new(first.as_slice());
+        let first =
+            pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into()), None).unwrap();
+        assert_eq!(first.dockerfile_name, "Dockerfile");
+        let second =
+            pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into()), None).unwrap();
+        assert_eq!(first.bytes, second.bytes, "same tree, same bytes");
+        assert_eq!(first.digest, second.digest);
+        let mut archive = tar::Archive::new(&first.bytes[..]);
         let names: Vec<String> = archive
             .entries()
             .unwrap()
@@ -160,7 +221,50 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join("Dockerfile"), "FROM scratch AS a\n").unwrap();
-        let (_, name) = pack(dir.path(), &other.path().join("Dockerfile"), None).unwrap();
-        assert_eq!(name, OUTSIDE_DOCKERFILE);
+        let packed = pack(dir.path(), &other.path().join("Dockerfile"), None, None).unwrap();
+        assert_eq!(packed.dockerfile_name, OUTSIDE_DOCKERFILE);
+    }
+
+    fn names(packed: &Packed) -> Vec<String> {
+        let mut archive = tar::Archive::new(&packed.bytes[..]);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_source_tree_lands_under_source_without_git_and_with_its_own_ignores() {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(context.path().join("Dockerfile"), "FROM scratch AS a\n").unwrap();
+        let source = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(source.path().join(".git/objects")).unwrap();
+        std::fs::write(source.path().join(".git/HEAD"), "ref").unwrap();
+        std::fs::write(source.path().join(".dockerignore"), "*.log\n").unwrap();
+        std::fs::write(source.path().join("debug.log"), "x").unwrap();
+        std::fs::create_dir(source.path().join("app")).unwrap();
+        std::fs::write(source.path().join("app/manage.py"), "print()").unwrap();
+        let dockerfile = context.path().join("Dockerfile");
+        let with = pack(context.path(), &dockerfile, Some("Dockerfile".into()), Some(source.path())).unwrap();
+        assert_eq!(names(&with), ["Dockerfile", "source/.dockerignore", "source/app/manage.py"]);
+        let without = pack(context.path(), &dockerfile, Some("Dockerfile".into()), None).unwrap();
+        assert_ne!(with.digest, without.digest, "the source is part of the build inputs");
+        std::fs::write(source.path().join("app/manage.py"), "print(1)").unwrap();
+        let changed =
+            pack(context.path(), &dockerfile, Some("Dockerfile".into()), Some(source.path())).unwrap();
+        assert_ne!(with.digest, changed.digest);
+    }
+
+    #[test]
+    fn a_context_with_its_own_source_folder_is_refused_with_source() {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(context.path().join("Dockerfile"), "FROM scratch AS a\n").unwrap();
+        std::fs::create_dir(context.path().join("source")).unwrap();
+        std::fs::write(context.path().join("source/x"), "x").unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let err =
+            pack(context.path(), &context.path().join("Dockerfile"), None, Some(source.path())).unwrap_err();
+        assert!(err.to_string().contains("already has source/x"), "{err}");
     }
 }

@@ -1,4 +1,5 @@
-//! Just enough Dockerfile parsing to validate a build before it starts: stage names and ARGs.
+//! Just enough Dockerfile parsing to validate a build before it starts (stage names and ARGs)
+//! and to plan its cache (which stages the targets only `COPY --from`).
 
 use std::collections::BTreeSet;
 
@@ -18,6 +19,12 @@ pub struct Stage {
     pub name: String,
     /// 1-based line of its `FROM`.
     pub line: u32,
+    /// What it starts `FROM`, lowercased: another stage's name or an image reference.
+    pub parent: String,
+    /// Stages or images it `COPY --from`s, lowercased.
+    pub copies_from: Vec<String>,
+    /// True when the stage itself has a `RUN` (work worth caching).
+    pub runs: bool,
 }
 
 /// Build args every builder accepts without an `ARG` line.
@@ -40,16 +47,37 @@ impl DockerfileInfo {
     /// Parse Dockerfile text: joins `\` continuations, ignores comments and parser directives.
     pub fn parse(text: &str) -> Self {
         let mut info = DockerfileInfo::default();
+        let mut current: Option<usize> = None;
         for (line_no, instruction) in logical_lines(text) {
             let mut words = instruction.split_whitespace();
             let Some(keyword) = words.next() else { continue };
             match keyword.to_ascii_uppercase().as_str() {
                 "FROM" => {
                     let rest: Vec<&str> = words.filter(|w| !w.starts_with("--")).collect();
-                    if let [_, as_kw, name] = rest.as_slice()
+                    current = None;
+                    if let [parent, as_kw, name] = rest.as_slice()
                         && as_kw.eq_ignore_ascii_case("as")
                     {
-                        info.stages.push(Stage { name: name.to_ascii_lowercase(), line: line_no });
+                        current = Some(info.stages.len());
+                        info.stages.push(Stage {
+                            name: name.to_ascii_lowercase(),
+                            line: line_no,
+                            parent: parent.to_ascii_lowercase(),
+                            copies_from: Vec::new(),
+                            runs: false,
+                        });
+                    }
+                }
+                "COPY" | "ADD" => {
+                    let from =
+                        words.take_while(|w| w.starts_with("--")).find_map(|w| w.strip_prefix("--from="));
+                    if let (Some(from), Some(index)) = (from, current) {
+                        info.stages[index].copies_from.push(from.to_ascii_lowercase());
+                    }
+                }
+                "RUN" => {
+                    if let Some(index) = current {
+                        info.stages[index].runs = true;
                     }
                 }
                 "ARG" => {
@@ -69,6 +97,51 @@ impl DockerfileInfo {
     /// True when `name` is a stage of this Dockerfile.
     pub fn has_stage(&self, name: &str) -> bool {
         self.stages.iter().any(|s| s.name == name.to_ascii_lowercase())
+    }
+
+    fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// `name` and every stage it is built `FROM`, nearest first.
+    fn chain(&self, name: &str) -> Vec<&Stage> {
+        let mut out: Vec<&Stage> = Vec::new();
+        let mut next = self.stage(name);
+        while let Some(stage) = next.filter(|s| !out.iter().any(|o| o.name == s.name)) {
+            out.push(stage);
+            next = self.stage(&stage.parent);
+        }
+        out
+    }
+
+    /// Stages whose work the `targets` need but that no target is built `FROM`: the stages
+    /// reached only through `COPY --from` (e.g. a `builder` with compilers and wheels) and
+    /// having a `RUN` of their own. Their layers are not in any target image, so a target's
+    /// inline cache cannot bring them to another machine; the build exports each as a cache
+    /// image of its own. In file order.
+    pub fn copied_only_stages(&self, targets: &[&str]) -> Vec<String> {
+        let in_targets: BTreeSet<&str> = targets
+            .iter()
+            .flat_map(|t| self.chain(&t.to_ascii_lowercase()))
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut reached: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: Vec<&str> = in_targets.iter().copied().collect();
+        while let Some(name) = queue.pop() {
+            let Some(stage) = self.stage(name) else { continue };
+            for from in &stage.copies_from {
+                for copied in self.chain(from) {
+                    if reached.insert(copied.name.as_str()) {
+                        queue.push(copied.name.as_str());
+                    }
+                }
+            }
+        }
+        self.stages
+            .iter()
+            .filter(|s| s.runs && reached.contains(s.name.as_str()) && !in_targets.contains(s.name.as_str()))
+            .map(|s| s.name.clone())
+            .collect()
     }
 
     /// True when `--build-arg name=…` would be used by this Dockerfile.
@@ -137,6 +210,24 @@ FROM scratch
         assert!(info.args.contains("OTHER"));
         assert!(info.has_stage("WEB"));
         assert!(!info.has_stage("worker"));
+    }
+
+    #[test]
+    fn copied_only_stages_are_the_ones_no_target_is_built_from() {
+        let info = DockerfileInfo::parse(
+            "ARG BASE_IMAGE=python:3.11\nFROM ${BASE_IMAGE} AS base\nRUN apt-get update\n\
+             FROM scratch AS statuspage-source\nCOPY source/ /\n\
+             FROM base AS builder\nCOPY --from=statuspage-source / /src\nRUN pip install\n\
+             FROM base AS runtime\nRUN useradd x\nCOPY --chown=1:1 --from=builder /opt/venv /opt/venv\n\
+             FROM runtime AS worker\nFROM runtime AS web\nFROM base AS unused\nRUN make\n",
+        );
+        assert_eq!(info.copied_only_stages(&["web", "worker"]), ["builder"]);
+        assert_eq!(info.copied_only_stages(&["builder"]), Vec::<String>::new());
+        let builder = info.stages.iter().find(|s| s.name == "builder").unwrap();
+        assert_eq!(
+            (builder.parent.as_str(), builder.copies_from.as_slice()),
+            ("base", &["statuspage-source".to_string()][..])
+        );
     }
 
     #[test]

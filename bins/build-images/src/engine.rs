@@ -9,7 +9,9 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::BuildInfoAux;
-use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use crate::error::{BuildError, format_tail};
@@ -207,20 +209,19 @@ impl Engine {
         }
     }
 
-    /// Build one target from a packed context, tag it with every planned tag, and inspect it.
-    #[allow(clippy::too_many_arguments)]
+    /// Build one target from the plan's packed context, tag it with every planned tag, and
+    /// inspect it. An image already tagged and built from the same inputs is reused as it is.
     pub async fn build_target(
         &self,
         plan: &BuildPlan,
         image: &PlannedImage,
-        context: bytes::Bytes,
-        dockerfile_name: &str,
         builder: Builder,
-        cache_from: &[String],
         auth: Option<&RegistryAuth>,
         progress: &Progress,
     ) -> Result<TargetBuild, BuildError> {
-        let inputs = inputs_digest(plan, image, &context, dockerfile_name, builder);
+        let dockerfile_name = plan.packed.dockerfile_name.as_str();
+        let cache_from = &plan.cache_from;
+        let inputs = inputs_digest(plan, image, &plan.packed.bytes, dockerfile_name, builder);
         if let Some(reused) = self.reuse(image, &inputs, progress).await? {
             return Ok(reused);
         }
@@ -253,6 +254,7 @@ impl Engine {
         }
         let creds: Option<HashMap<String, DockerCredentials>> = registry_host(&image.name)
             .and_then(|host| credentials(auth, Some(host)).map(|c| HashMap::from([(host.to_string(), c)])));
+        let context = plan.packed.bytes.clone();
         let mut stream = self.docker.build_image(options.build(), creds, Some(bollard::body_full(context)));
         let mut tracker = StepTracker::new(&image.target, builder, progress.clone());
         while let Some(item) = stream.next().await {
@@ -324,6 +326,24 @@ impl Engine {
             layers: existing.root_fs.and_then(|r| r.layers).unwrap_or_default(),
             steps: vec![StepRecord { name, cached: true }],
         }))
+    }
+
+    /// Push `image`'s commit tag with `auth`; the registry's digest, or why not.
+    pub async fn push(&self, image: &PlannedImage, auth: Option<&RegistryAuth>) -> Result<String, String> {
+        let options = PushImageOptionsBuilder::default().tag(&image.tags[0]).build();
+        let creds = credentials(auth, registry_host(&image.name));
+        let mut stream = self.docker.push_image(&image.name, Some(options), creds);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| e.to_string())?;
+            if let Some(message) = info.error_detail.and_then(|e| e.message) {
+                return Err(message);
+            }
+            if let Some(rest) = info.status.as_deref().and_then(|s| s.split("digest: ").nth(1)) {
+                digest = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        digest.ok_or_else(|| "the engine reported no digest".into())
     }
 
     async fn tag_extra(&self, image: &PlannedImage) -> Result<(), BuildError> {
@@ -471,6 +491,8 @@ mod tests {
         let config = crate::plan::BuildConfig {
             context: dir.path().into(),
             dockerfile: "Dockerfile".into(),
+            source: None,
+            export_cache: false,
             targets: vec!["web".parse().unwrap()],
             registry: None,
             commit: statuspage_common::commit::Commit { sha: "a".repeat(40), dirty: false },
@@ -481,6 +503,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             version: None,
             cache_from: vec![],
+            cache_from_commit: None,
             builder: crate::plan::BuilderChoice::Auto,
             skip_existing: false,
             registry_auth: None,

@@ -57,6 +57,14 @@ pub enum BuildError {
         /// Why.
         source: std::io::Error,
     },
+    /// Writing the release document failed after the build.
+    #[error("the images were built, but writing {path} failed: {source}")]
+    ReleaseFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The Docker Engine is not reachable.
     #[error("Docker Engine at {host} is unreachable: {reason}. Start it or set DOCKER_HOST to its socket")]
     EngineUnreachable {
@@ -95,7 +103,7 @@ impl HasExitCode for BuildError {
         match self {
             BuildError::StepFailed { .. } => ExitCode::Failed,
             BuildError::EngineUnreachable { .. } | BuildError::Engine { .. } => ExitCode::External,
-            BuildError::Output(_) => ExitCode::External,
+            BuildError::Output(_) | BuildError::ReleaseFile { .. } => ExitCode::External,
             _ => ExitCode::Usage,
         }
     }

@@ -1,10 +1,13 @@
 //! Build the web, worker and scheduler images from one multi-stage Dockerfile through the
 //! Docker Engine API.
 //!
-//! [`run`] validates everything first ([`plan::BuildPlan`]), skips the work when every image is
-//! already in the registry, packs the context once, and builds the targets one after another:
-//! the first builds every shared stage (BuildKit runs independent stages in parallel), the others
-//! reuse them from the engine's cache. The result is a [`statuspage_common::release::Release`] for the push step.
+//! [`run`] validates everything and packs the context first ([`plan::BuildPlan`]), asks the
+//! registry which images it already has (each is reused with its registry digest, never built or
+//! pushed again), builds only the missing targets one after another (the first builds every shared
+//! stage, BuildKit running independent stages in parallel; the others reuse them from the engine's
+//! cache), then exports a cache image of each stage the targets only `COPY --from`, so a fresh
+//! runner reuses those stages too. The result is a [`statuspage_common::release::Release`] for the
+//! push step.
 
 pub mod cli;
 pub mod context;
@@ -19,18 +22,19 @@ use statuspage_common::release::Release;
 
 pub use engine::{Builder, Engine, Progress, ProgressEvent, TargetBuild};
 pub use error::BuildError;
-pub use plan::{BuildConfig, BuildPlan, BuilderChoice, RegistryAuth, TargetSpec};
+pub use plan::{BuildConfig, BuildPlan, BuilderChoice, PlannedImage, RegistryAuth, TargetSpec};
 
 /// What a build run did.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
-    /// The release document: repositories, tags, image IDs and sizes (digests when skipped).
+    /// The release document: repositories, tags, image IDs and sizes; the registry digest and
+    /// `built: false` for images the registry already had.
     pub release: Release,
-    /// The builder used; `None` when the build was skipped.
+    /// The builder used; `None` when nothing was built.
     pub builder: Option<Builder>,
-    /// Per-target results, in target order (empty when skipped).
+    /// Per-target results of the targets built, in target order.
     pub targets: Vec<TargetBuild>,
-    /// Human-readable notes (builder choice, skip reason, fallbacks).
+    /// Human-readable notes (builder choice, reused images, cache export, fallbacks).
     pub notes: Vec<String>,
 }
 
@@ -41,61 +45,53 @@ impl BuildOutcome {
     }
 }
 
-/// Validate, then build every target (or skip when all are already pushed).
+/// Validate, then build every target the registry does not have yet, then export the cache.
+///
+/// Errors: bad input (exit 2) before the engine is called; [`BuildError::StepFailed`] (exit 1);
+/// engine failures (exit 3). A cache export that fails is a note, not an error.
 pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcome, BuildError> {
     let plan = BuildPlan::new(config)?;
     let engine = Engine::connect().await?;
     let mut notes = Vec::new();
+    let mut release = plan.release();
 
-    if config.skip_existing && config.registry.is_some() {
-        match existing_digests(&engine, &plan, config).await {
-            Ok(Some(digests)) => {
-                let mut release = plan.release();
-                for (target, digest) in digests {
-                    if let Some(image) = release.images.get_mut(&target) {
-                        image.digest = Some(digest);
-                        image.built = Some(false);
-                    }
+    let existing = match (config.skip_existing && config.registry.is_some(), &config.registry_auth) {
+        (true, auth) => {
+            existing_digests(&engine, &plan.images, auth.as_ref()).await.unwrap_or_else(|reason| {
+                notes.push(format!(
+                    "could not check the registry for existing images ({reason}); building all"
+                ));
+                vec![None; plan.images.len()]
+            })
+        }
+        (false, _) => vec![None; plan.images.len()],
+    };
+    let mut missing = Vec::new();
+    for (image, digest) in plan.images.iter().zip(existing) {
+        match digest {
+            Some(digest) => {
+                notes.push(format!(
+                    "{} is already in the registry ({digest}): reused, not built",
+                    image.primary_ref()
+                ));
+                if let Some(entry) = release.images.get_mut(&image.target) {
+                    entry.digest = Some(digest);
+                    entry.built = Some(false);
                 }
-                notes.push("every image is already in the registry: build skipped".into());
-                return Ok(BuildOutcome { release, builder: None, targets: Vec::new(), notes });
             }
-            Ok(None) => {}
-            Err(reason) => {
-                notes.push(format!("could not check the registry for existing images ({reason}); building"))
-            }
+            None => missing.push(image.clone()),
         }
     }
+    if missing.is_empty() {
+        notes.push("every image is already in the registry: build skipped".into());
+        return Ok(BuildOutcome { release, builder: None, targets: Vec::new(), notes });
+    }
 
-    let dockerfile_name_in_context = plan.dockerfile_in_context();
-    let (context_dir, dockerfile) = (plan.context.clone(), plan.dockerfile.clone());
-    let (bytes, dockerfile_name) = tokio::task::spawn_blocking(move || {
-        context::pack(&context_dir, &dockerfile, dockerfile_name_in_context)
-    })
-    .await
-    .map_err(|e| BuildError::Context { path: plan.context.clone(), source: std::io::Error::other(e) })??;
-    let bytes = bytes::Bytes::from(bytes);
-
-    let builder = match config.builder {
-        BuilderChoice::Buildkit => Builder::Buildkit,
-        BuilderChoice::Classic => Builder::Classic,
-        BuilderChoice::Auto if engine.supports_buildkit().await => Builder::Buildkit,
-        BuilderChoice::Auto => {
-            notes.push("the engine does not offer BuildKit: using the classic builder".into());
-            Builder::Classic
-        }
-    };
-    let job = BuildJob {
-        engine: &engine,
-        plan: &plan,
-        context: bytes,
-        dockerfile_name: &dockerfile_name,
-        cache_from: &config.cache_from,
-        auth: config.registry_auth.as_ref(),
-        progress: &progress,
-    };
+    let builder = choose_builder(config.builder, &engine, &mut notes).await;
+    let job =
+        BuildJob { engine: &engine, plan: &plan, auth: config.registry_auth.as_ref(), progress: &progress };
     let mut builder_used = builder;
-    let mut targets = job.all(builder).await;
+    let mut targets = job.all(&missing, builder).await;
     if builder == Builder::Buildkit
         && config.builder == BuilderChoice::Auto
         && targets.iter().any(|r| matches!(r, Err(BuildError::Engine { .. })))
@@ -104,12 +100,10 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
             "BuildKit failed to start a session on this engine: retried with the classic builder".into(),
         );
         builder_used = Builder::Classic;
-        targets = job.all(Builder::Classic).await;
+        targets = job.all(&missing, Builder::Classic).await;
     }
     let targets: Vec<TargetBuild> = targets.into_iter().collect::<Result<_, _>>()?;
     notes.insert(0, format!("built with {builder_used}"));
-
-    let mut release = plan.release();
     for built in &targets {
         if let Some(image) = release.images.get_mut(&built.target) {
             image.image_id = Some(built.image_id.clone());
@@ -117,50 +111,46 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
             image.built = Some(true);
         }
     }
+    if builder_used == Builder::Buildkit {
+        notes.extend(job.export_cache().await);
+    }
     Ok(BuildOutcome { release, builder: Some(builder_used), targets, notes })
+}
+
+async fn choose_builder(choice: BuilderChoice, engine: &Engine, notes: &mut Vec<String>) -> Builder {
+    match choice {
+        BuilderChoice::Buildkit => Builder::Buildkit,
+        BuilderChoice::Classic => Builder::Classic,
+        BuilderChoice::Auto if engine.supports_buildkit().await => Builder::Buildkit,
+        BuilderChoice::Auto => {
+            notes.push("the engine does not offer BuildKit: using the classic builder".into());
+            Builder::Classic
+        }
+    }
 }
 
 /// Everything one build of all targets shares.
 struct BuildJob<'a> {
     engine: &'a Engine,
     plan: &'a BuildPlan,
-    context: bytes::Bytes,
-    dockerfile_name: &'a str,
-    cache_from: &'a [String],
     auth: Option<&'a RegistryAuth>,
     progress: &'a Progress,
 }
 
 impl BuildJob<'_> {
-    async fn one(&self, image: &plan::PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
+    async fn one(&self, image: &PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
         (self.progress)(ProgressEvent::TargetStarted { target: image.target.clone() });
-        let result = self.build(image, builder).await;
+        let result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
         (self.progress)(ProgressEvent::TargetFinished { target: image.target.clone() });
         result
     }
 
-    async fn build(&self, image: &plan::PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
-        self.engine
-            .build_target(
-                self.plan,
-                image,
-                self.context.clone(),
-                self.dockerfile_name,
-                builder,
-                self.cache_from,
-                self.auth,
-                self.progress,
-            )
-            .await
-    }
-
     /// One target after another, stopping at the first failure. The first build makes every
     /// shared stage (BuildKit runs independent stages of it in parallel); the others find those
-    /// stages in the cache. Not concurrently: concurrent solves that share steps and export inline
-    /// cache crash Engine 20.10's BuildKit ("concurrent map writes" in its cache exporter).
-    async fn all(&self, builder: Builder) -> Vec<Result<TargetBuild, BuildError>> {
+    /// stages in the cache, so building them concurrently gains nothing (bench/build.sh).
+    async fn all(&self, images: &[PlannedImage], builder: Builder) -> Vec<Result<TargetBuild, BuildError>> {
         let mut results = Vec::new();
-        for image in &self.plan.images {
+        for image in images {
             let result = self.one(image, builder).await;
             let failed = result.is_err();
             results.push(result);
@@ -170,25 +160,41 @@ impl BuildJob<'_> {
         }
         results
     }
+
+    /// Build each cache image (all cache hits by now) with inline cache metadata and push it,
+    /// unless the registry has it already. Returns one note per image; failures never fail the
+    /// build (the next run is only slower), they say why.
+    async fn export_cache(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for image in &self.plan.cache_images {
+            let reference = image.primary_ref();
+            if let Ok(Some(_)) = self.engine.registry_digest(reference.clone(), self.auth).await {
+                notes.push(format!("cache {reference} is already in the registry"));
+                continue;
+            }
+            let outcome = match self.one(image, Builder::Buildkit).await {
+                Ok(_) => self.engine.push(image, self.auth).await,
+                Err(e) => Err(e.to_string()),
+            };
+            notes.push(match outcome {
+                Ok(digest) => format!("cache of stage {} exported to {reference} ({digest})", image.target),
+                Err(reason) => format!(
+                    "warning: cache of stage {} not exported to {reference}: {reason} (the next build on a fresh runner rebuilds it)",
+                    image.target
+                ),
+            });
+        }
+        notes
+    }
 }
 
-/// The registry digest of every planned image by target, or `None` as soon as one is missing.
+/// The registry digest of each planned image's commit tag, `None` where the registry lacks it.
+/// Extra tags such as `main` move between commits and never decide.
 async fn existing_digests(
     engine: &Engine,
-    plan: &BuildPlan,
-    config: &BuildConfig,
-) -> Result<Option<Vec<(String, String)>>, String> {
-    // Only the commit tag decides: extra tags such as `main` move between commits.
-    let checks = plan
-        .images
-        .iter()
-        .map(|image| engine.registry_digest(image.primary_ref(), config.registry_auth.as_ref()));
-    let mut digests = Vec::new();
-    for (image, result) in plan.images.iter().zip(join_all(checks).await) {
-        match result? {
-            Some(digest) => digests.push((image.target.clone(), digest)),
-            None => return Ok(None),
-        }
-    }
-    Ok(Some(digests))
+    images: &[PlannedImage],
+    auth: Option<&RegistryAuth>,
+) -> Result<Vec<Option<String>>, String> {
+    let checks = images.iter().map(|image| engine.registry_digest(image.primary_ref(), auth));
+    join_all(checks).await.into_iter().collect()
 }

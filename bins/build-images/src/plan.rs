@@ -7,6 +7,7 @@ use statuspage_common::commit::Commit;
 use statuspage_common::image_ref::{ImageRef, valid_tag};
 use statuspage_common::release::{Release, ReleaseImage};
 
+use crate::context::{self, Packed};
 use crate::dockerfile::DockerfileInfo;
 use crate::error::BuildError;
 
@@ -72,6 +73,10 @@ pub struct BuildConfig {
     pub context: PathBuf,
     /// The Dockerfile (relative paths are relative to the context).
     pub dockerfile: PathBuf,
+    /// A separate application source tree, sent as `source/` inside the context.
+    pub source: Option<PathBuf>,
+    /// Push a cache image of every stage the targets only `COPY --from` (needs a registry).
+    pub export_cache: bool,
     /// Targets in build order.
     pub targets: Vec<TargetSpec>,
     /// Registry host the repositories live in (e.g. the ECR registry); none for local names.
@@ -92,6 +97,8 @@ pub struct BuildConfig {
     pub version: Option<String>,
     /// Image references whose inline cache a BuildKit build may use.
     pub cache_from: Vec<String>,
+    /// An earlier commit (validated SHA) whose images and cache images the build may use.
+    pub cache_from_commit: Option<String>,
     /// Which builder.
     pub builder: BuilderChoice,
     /// Skip the build when every image is already in the registry.
@@ -123,6 +130,11 @@ impl PlannedImage {
 pub struct BuildPlan {
     /// The context directory.
     pub context: PathBuf,
+    /// The packed context (with the source tree, if any) exactly as the engine will get it.
+    pub packed: Packed,
+    /// Cache images to build and push after the targets: one per stage the targets only
+    /// `COPY --from`, named `<first target's repository>:cache-<stage>-<commit tag>`.
+    pub cache_images: Vec<PlannedImage>,
     /// The Dockerfile's absolute path.
     pub dockerfile: PathBuf,
     /// The images, in target order.
@@ -135,13 +147,20 @@ pub struct BuildPlan {
     pub labels: BTreeMap<String, String>,
     /// The commit.
     pub commit: Commit,
+    /// Images whose inline cache BuildKit may use: `--cache-from`, then the previous commit's
+    /// target and cache images.
+    pub cache_from: Vec<String>,
 }
 
 /// Platforms the images are built for.
 pub const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
 
 impl BuildPlan {
-    /// Validate `config` against the files on disk. Touches nothing else.
+    /// Validate `config` against the files on disk and pack the context. Touches nothing else.
+    ///
+    /// Errors (all exit 2): missing context, Dockerfile or source folder; a target that is no
+    /// stage, named twice, or two targets sharing a repository; an undeclared build arg; a bad
+    /// platform or tag; an unreadable context.
     pub fn new(config: &BuildConfig) -> Result<Self, BuildError> {
         if !config.context.is_dir() {
             return Err(BuildError::MissingContext(config.context.clone()));
@@ -154,89 +173,57 @@ impl BuildPlan {
         let text = std::fs::read_to_string(&dockerfile)
             .map_err(|_| BuildError::MissingDockerfile(dockerfile.clone()))?;
         let info = DockerfileInfo::parse(&text);
-        if config.targets.is_empty() {
+        validate_against_dockerfile(config, &info, &dockerfile)?;
+        if let Some(source) = config.source.as_ref().filter(|s| !s.is_dir()) {
             return Err(BuildError::BadInput {
-                flag: "--target",
-                value: String::new(),
-                fix: "name at least one target".into(),
+                flag: "--source",
+                value: source.display().to_string(),
+                fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
             });
         }
-        for spec in &config.targets {
-            if !info.has_stage(&spec.target) {
-                let stages: Vec<&str> = info.stages.iter().map(|s| s.name.as_str()).collect();
-                return Err(BuildError::UnknownTarget {
-                    target: spec.target.clone(),
-                    dockerfile: dockerfile.clone(),
-                    stages: if stages.is_empty() { "none named".into() } else { stages.join(", ") },
-                });
+        let packed = context::pack(
+            &config.context,
+            &dockerfile,
+            dockerfile_in_context(&config.context, &dockerfile),
+            config.source.as_deref(),
+        )?;
+        // A dirty tree is named by its exact inputs: 12 hex characters of the packed context.
+        let commit_tag = config.commit.tag(&packed.digest[7..19]);
+        let tags = tags(&commit_tag, &config.extra_tags)?;
+        let images = config
+            .targets
+            .iter()
+            .map(|spec| planned_image(config, &spec.target, &spec.repository, tags.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets: Vec<&str> = config.targets.iter().map(|t| t.target.as_str()).collect();
+        let copied_only = info.copied_only_stages(&targets);
+        let cache_image = |stage: &String, tag: &str| {
+            planned_image(config, stage, &config.targets[0].repository, vec![format!("cache-{stage}-{tag}")])
+        };
+        let cache_images = match (&config.registry, config.export_cache) {
+            (Some(_), true) => {
+                copied_only.iter().map(|stage| cache_image(stage, &commit_tag)).collect::<Result<_, _>>()?
             }
-        }
-        for name in config.build_args.keys() {
-            if !info.accepts_arg(name) {
-                return Err(BuildError::UnknownBuildArg {
-                    name: name.clone(),
-                    dockerfile: dockerfile.clone(),
-                });
+            _ => Vec::new(),
+        };
+        let mut cache_from = config.cache_from.clone();
+        if let Some(before) = &config.cache_from_commit {
+            cache_from.extend(images.iter().map(|image| format!("{}:{before}", image.name)));
+            for stage in copied_only.iter().filter(|_| config.registry.is_some()) {
+                cache_from.push(cache_image(stage, before)?.primary_ref());
             }
-        }
-        if !PLATFORMS.contains(&config.platform.as_str()) {
-            return Err(BuildError::BadInput {
-                flag: "--platform",
-                value: config.platform.clone(),
-                fix: format!("use one of {}", PLATFORMS.join(", ")),
-            });
-        }
-        let commit_tag = config.commit.tag();
-        let mut tags = vec![commit_tag.clone()];
-        for tag in &config.extra_tags {
-            if !valid_tag(tag) {
-                return Err(BuildError::BadInput {
-                    flag: "--extra-tag",
-                    value: tag.clone(),
-                    fix: "use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'".into(),
-                });
-            }
-            if !tags.contains(tag) {
-                tags.push(tag.clone());
-            }
-        }
-        let mut images = Vec::new();
-        for spec in &config.targets {
-            let name = match &config.registry {
-                Some(registry) => format!("{}/{}", registry.trim_end_matches('/'), spec.repository),
-                None => spec.repository.clone(),
-            };
-            let parsed: ImageRef = format!("{name}:{commit_tag}").parse().map_err(
-                |e: statuspage_common::image_ref::ImageRefError| BuildError::BadInput {
-                    flag: "--target/--registry",
-                    value: name.clone(),
-                    fix: e.to_string(),
-                },
-            )?;
-            images.push(PlannedImage {
-                target: spec.target.clone(),
-                name: parsed.name(),
-                tags: tags.clone(),
-            });
-        }
-        let mut labels = BTreeMap::new();
-        labels.insert("org.opencontainers.image.revision".into(), config.commit.sha.clone());
-        labels.insert("org.opencontainers.image.created".into(), config.created.clone());
-        labels.insert(
-            "org.opencontainers.image.version".into(),
-            config.version.clone().unwrap_or_else(|| commit_tag.clone()),
-        );
-        if let Some(source) = &config.source_url {
-            labels.insert("org.opencontainers.image.source".into(), source.clone());
         }
         Ok(Self {
             context: config.context.clone(),
+            packed,
+            cache_images,
             dockerfile,
             images,
             build_args: config.build_args.clone(),
             platform: config.platform.clone(),
-            labels,
+            labels: labels(config, &commit_tag),
             commit: config.commit.clone(),
+            cache_from,
         })
     }
 
@@ -259,13 +246,110 @@ impl BuildPlan {
         }
         release
     }
+}
 
-    /// The Dockerfile's path as sent to the engine: inside the context when it is there.
-    pub fn dockerfile_in_context(&self) -> Option<PathBuf> {
-        let context = self.context.canonicalize().ok()?;
-        let file = self.dockerfile.canonicalize().ok()?;
-        file.strip_prefix(&context).ok().map(Path::to_path_buf)
+/// The Dockerfile's path inside the context, when it is there (else it is sent separately).
+fn dockerfile_in_context(context: &Path, dockerfile: &Path) -> Option<PathBuf> {
+    let context = context.canonicalize().ok()?;
+    let file = dockerfile.canonicalize().ok()?;
+    file.strip_prefix(&context).ok().map(Path::to_path_buf)
+}
+
+fn validate_against_dockerfile(
+    config: &BuildConfig,
+    info: &DockerfileInfo,
+    dockerfile: &Path,
+) -> Result<(), BuildError> {
+    if config.targets.is_empty() {
+        return Err(BuildError::BadInput {
+            flag: "--target",
+            value: String::new(),
+            fix: "name at least one target".into(),
+        });
     }
+    for (index, spec) in config.targets.iter().enumerate() {
+        if !info.has_stage(&spec.target) {
+            let stages: Vec<&str> = info.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(BuildError::UnknownTarget {
+                target: spec.target.clone(),
+                dockerfile: dockerfile.to_path_buf(),
+                stages: if stages.is_empty() { "none named".into() } else { stages.join(", ") },
+            });
+        }
+        if let Some(earlier) = config.targets[..index]
+            .iter()
+            .find(|e| e.target == spec.target || e.repository == spec.repository)
+        {
+            return Err(BuildError::BadInput {
+                flag: "--target",
+                value: format!(
+                    "{}={},{}={}",
+                    earlier.target, earlier.repository, spec.target, spec.repository
+                ),
+                fix: "name each target once, each with a repository of its own".into(),
+            });
+        }
+    }
+    if let Some(name) = config.build_args.keys().find(|name| !info.accepts_arg(name)) {
+        return Err(BuildError::UnknownBuildArg { name: name.clone(), dockerfile: dockerfile.to_path_buf() });
+    }
+    if !PLATFORMS.contains(&config.platform.as_str()) {
+        return Err(BuildError::BadInput {
+            flag: "--platform",
+            value: config.platform.clone(),
+            fix: format!("use one of {}", PLATFORMS.join(", ")),
+        });
+    }
+    Ok(())
+}
+
+/// The commit tag first, then each valid extra tag once.
+fn tags(commit_tag: &str, extra: &[String]) -> Result<Vec<String>, BuildError> {
+    let mut tags = vec![commit_tag.to_string()];
+    for tag in extra {
+        if !valid_tag(tag) {
+            return Err(BuildError::BadInput {
+                flag: "--extra-tag",
+                value: tag.clone(),
+                fix: "use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'".into(),
+            });
+        }
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    Ok(tags)
+}
+
+fn planned_image(
+    config: &BuildConfig,
+    target: &str,
+    repository: &str,
+    tags: Vec<String>,
+) -> Result<PlannedImage, BuildError> {
+    let name = match &config.registry {
+        Some(registry) => format!("{}/{repository}", registry.trim_end_matches('/')),
+        None => repository.to_string(),
+    };
+    let parsed: ImageRef =
+        format!("{name}:{}", tags[0]).parse().map_err(|e: statuspage_common::image_ref::ImageRefError| {
+            BuildError::BadInput { flag: "--target/--registry", value: name.clone(), fix: e.to_string() }
+        })?;
+    Ok(PlannedImage { target: target.to_string(), name: parsed.name(), tags })
+}
+
+fn labels(config: &BuildConfig, commit_tag: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.revision".into(), config.commit.sha.clone());
+    labels.insert("org.opencontainers.image.created".into(), config.created.clone());
+    labels.insert(
+        "org.opencontainers.image.version".into(),
+        config.version.clone().unwrap_or_else(|| commit_tag.to_string()),
+    );
+    if let Some(source) = &config.source_url {
+        labels.insert("org.opencontainers.image.source".into(), source.clone());
+    }
+    labels
 }
 
 #[cfg(test)]
@@ -278,6 +362,8 @@ mod tests {
         BuildConfig {
             context: dir.to_path_buf(),
             dockerfile: "Dockerfile".into(),
+            source: None,
+            export_cache: true,
             targets: vec!["web".parse().unwrap(), "worker=team/worker".parse().unwrap()],
             registry: Some("reg.example:5000".into()),
             commit: Commit { sha: SHA.into(), dirty: false },
@@ -288,6 +374,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             version: None,
             cache_from: vec![],
+            cache_from_commit: Some("f".repeat(40)),
             builder: BuilderChoice::Auto,
             skip_existing: true,
             registry_auth: None,
@@ -315,7 +402,8 @@ mod tests {
         assert_eq!(plan.labels["org.opencontainers.image.version"], SHA);
         let release = plan.release();
         assert_eq!(release.images["worker"].extra_tags, ["main"]);
-        assert_eq!(plan.dockerfile_in_context().unwrap(), Path::new("Dockerfile"));
+        assert_eq!(plan.packed.dockerfile_name, "Dockerfile");
+        assert!(plan.cache_images.is_empty(), "no stage is only copied from");
     }
 
     #[test]
@@ -358,6 +446,55 @@ mod tests {
         let mut c = config(dir.path());
         c.commit.dirty = true;
         let plan = BuildPlan::new(&c).unwrap();
-        assert_eq!(plan.images[0].tags[0], format!("{SHA}-dirty"));
+        assert_eq!(plan.images[0].tags[0], format!("{SHA}-dirty-{}", &plan.packed.digest[7..19]));
+        std::fs::write(dir.path().join("app.py"), "changed").unwrap();
+        let changed = BuildPlan::new(&c).unwrap();
+        assert_ne!(plan.images[0].tags[0], changed.images[0].tags[0], "each dirty state has its own tag");
+    }
+
+    #[test]
+    fn duplicate_targets_or_repositories_are_refused() {
+        let dir = context();
+        for targets in [["web=a-web", "web=b-web"], ["web=same", "worker=same"]] {
+            let mut c = config(dir.path());
+            c.targets = targets.iter().map(|t| t.parse().unwrap()).collect();
+            let err = BuildPlan::new(&c).unwrap_err().to_string();
+            assert!(err.contains("--target") && err.contains("name each target once"), "{err}");
+        }
+    }
+
+    #[test]
+    fn stages_only_copied_from_get_cache_images_in_the_first_repository() {
+        let dir = context();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch AS base\nARG VERSION\nFROM base AS builder\nRUN make\n\
+             FROM base AS web\nCOPY --from=builder /a /a\nFROM base AS worker\n",
+        )
+        .unwrap();
+        let plan = BuildPlan::new(&config(dir.path())).unwrap();
+        let refs: Vec<String> = plan.cache_images.iter().map(PlannedImage::primary_ref).collect();
+        assert_eq!(refs, [format!("reg.example:5000/statuspage-web:cache-builder-{SHA}")]);
+        let before = "f".repeat(40);
+        assert_eq!(
+            plan.cache_from,
+            [
+                format!("reg.example:5000/statuspage-web:{before}"),
+                format!("reg.example:5000/team/worker:{before}"),
+                format!("reg.example:5000/statuspage-web:cache-builder-{before}"),
+            ]
+        );
+        let mut c = config(dir.path());
+        c.export_cache = false;
+        assert!(BuildPlan::new(&c).unwrap().cache_images.is_empty());
+    }
+
+    #[test]
+    fn a_missing_source_folder_is_named() {
+        let dir = context();
+        let mut c = config(dir.path());
+        c.source = Some(dir.path().join("no-such-checkout"));
+        let err = BuildPlan::new(&c).unwrap_err().to_string();
+        assert!(err.contains("--source") && err.contains("no-such-checkout"), "{err}");
     }
 }

@@ -3,19 +3,22 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The commit an image is built from, and whether the work tree differed from it.
+/// The commit an image is built from, and whether the work trees differed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
     /// Full 40-character lowercase hex SHA.
     pub sha: String,
-    /// True when the work tree had uncommitted changes (only allowed when the caller says so).
+    /// True when a work tree had uncommitted changes or untracked files that are not ignored
+    /// (only allowed when the caller says so).
     pub dirty: bool,
 }
 
 impl Commit {
-    /// The image tag for this commit: the full SHA, with `-dirty` appended for a dirty tree.
-    pub fn tag(&self) -> String {
-        if self.dirty { format!("{}-dirty", self.sha) } else { self.sha.clone() }
+    /// The image tag for this commit: the full SHA; for a dirty tree `<sha>-dirty-<inputs>`, where
+    /// `inputs` names the exact build inputs (e.g. 12 hex characters of the context's digest), so
+    /// two different dirty states of one commit never share a tag.
+    pub fn tag(&self, inputs: &str) -> String {
+        if self.dirty { format!("{}-dirty-{inputs}", self.sha) } else { self.sha.clone() }
     }
 }
 
@@ -33,11 +36,16 @@ pub enum CommitError {
     /// Not in a git work tree, and no SHA given.
     #[error("no commit SHA: pass --sha or GITHUB_SHA, or run inside a git work tree ({0})")]
     NoGit(String),
-    /// The tree has changes and the caller did not allow that.
+    /// A tree has changes and the caller did not allow that.
     #[error(
-        "the work tree in {0} has uncommitted changes: commit them, or pass --allow-dirty to tag the images <sha>-dirty"
+        "the work tree in {dir} has uncommitted changes or untracked files ({first}): commit or ignore them, or pass --allow-dirty to tag the images <sha>-dirty-<digest of the build inputs>"
     )]
-    Dirty(String),
+    Dirty {
+        /// The work tree.
+        dir: String,
+        /// The first changed path, as `git status --porcelain` prints it.
+        first: String,
+    },
 }
 
 /// Check that `value` is a 40-character hex SHA and lowercase it.
@@ -52,27 +60,39 @@ pub fn validate_sha(source_name: &'static str, value: &str) -> Result<String, Co
 
 /// Resolve the commit to ship.
 ///
-/// An explicit `sha` wins, then `github_sha` (the `GITHUB_SHA` of a workflow run); neither is
-/// checked for dirtiness because the caller vouches for them. Otherwise `git` in `repo_dir` is
-/// asked, and a dirty tree is refused unless `allow_dirty`.
+/// The SHA is an explicit `sha`, then `github_sha` (the `GITHUB_SHA` of a workflow run), then
+/// `git rev-parse HEAD` in the first of `trees`. Whatever the SHA's origin, every one of `trees`
+/// that is a git work tree is checked (`git status --porcelain`: tracked changes and untracked
+/// files that `.gitignore` does not ignore); a dirty one is refused unless `allow_dirty`, and
+/// then marks the commit dirty. Trees outside git are not checked (a released action's files).
 pub fn resolve(
     sha: Option<&str>,
     github_sha: Option<&str>,
-    repo_dir: &Path,
+    trees: &[&Path],
     allow_dirty: bool,
 ) -> Result<Commit, CommitError> {
-    if let Some(value) = sha.filter(|s| !s.is_empty()) {
-        return Ok(Commit { sha: validate_sha("--sha", value)?, dirty: false });
-    }
-    if let Some(value) = github_sha.filter(|s| !s.is_empty()) {
-        return Ok(Commit { sha: validate_sha("GITHUB_SHA", value)?, dirty: false });
-    }
-    let head = git(repo_dir, &["rev-parse", "HEAD"])?;
-    let sha = validate_sha("git rev-parse HEAD", &head)?;
-    let status = git(repo_dir, &["status", "--porcelain", "--untracked-files=no"])?;
-    let dirty = !status.trim().is_empty();
-    if dirty && !allow_dirty {
-        return Err(CommitError::Dirty(repo_dir.display().to_string()));
+    let sha = if let Some(value) = sha.filter(|s| !s.is_empty()) {
+        validate_sha("--sha", value)?
+    } else if let Some(value) = github_sha.filter(|s| !s.is_empty()) {
+        validate_sha("GITHUB_SHA", value)?
+    } else {
+        let first = trees.first().copied().unwrap_or(Path::new("."));
+        validate_sha("git rev-parse HEAD", &git(first, &["rev-parse", "HEAD"])?)?
+    };
+    let mut dirty = false;
+    for tree in trees {
+        let Ok(status) = git(tree, &["status", "--porcelain", "--untracked-files=all", "--", "."]) else {
+            continue;
+        };
+        if let Some(first) = status.lines().find(|l| !l.trim().is_empty()) {
+            if !allow_dirty {
+                return Err(CommitError::Dirty {
+                    dir: tree.display().to_string(),
+                    first: first.trim().to_string(),
+                });
+            }
+            dirty = true;
+        }
     }
     Ok(Commit { sha, dirty })
 }
@@ -112,42 +132,61 @@ mod tests {
 
     #[test]
     fn explicit_sha_wins_and_is_lowercased() {
-        let c = resolve(Some(&SHA.to_uppercase()), Some("x"), Path::new("/nonexistent"), false);
+        let c = resolve(Some(&SHA.to_uppercase()), Some("x"), &[Path::new("/nonexistent")], false);
         assert_eq!(c.unwrap(), Commit { sha: SHA.into(), dirty: false });
     }
 
     #[test]
     fn github_sha_is_second() {
-        let c = resolve(None, Some(SHA), Path::new("/nonexistent"), false).unwrap();
-        assert_eq!(c.tag(), SHA);
+        let c = resolve(None, Some(SHA), &[Path::new("/nonexistent")], false).unwrap();
+        assert_eq!(c.tag("x"), SHA);
     }
 
     #[test]
     fn short_sha_is_refused_with_its_source() {
-        let err = resolve(Some("abc123"), None, Path::new("."), false).unwrap_err();
+        let err = resolve(Some("abc123"), None, &[Path::new(".")], false).unwrap_err();
         assert!(err.to_string().contains("--sha value \"abc123\""), "{err}");
     }
 
     #[test]
     fn outside_git_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve(None, None, dir.path(), false).unwrap_err();
+        let err = resolve(None, None, &[dir.path()], false).unwrap_err();
         assert!(matches!(err, CommitError::NoGit(_)));
         assert!(err.to_string().contains("pass --sha"));
     }
 
     #[test]
-    fn dirty_tree_is_refused_unless_allowed() {
+    fn dirty_tree_is_refused_unless_allowed_and_never_shares_a_tag() {
         let dir = tempfile::tempdir().unwrap();
         git_in(dir.path(), &["init", "-q"]);
         std::fs::write(dir.path().join("f"), "1").unwrap();
         git_in(dir.path(), &["add", "f"]);
         git_in(dir.path(), &["commit", "-qm", "one"]);
-        let clean = resolve(None, None, dir.path(), false).unwrap();
+        let tree = [dir.path()];
+        let clean = resolve(None, None, &tree, false).unwrap();
         assert!(!clean.dirty);
         std::fs::write(dir.path().join("f"), "2").unwrap();
-        assert!(matches!(resolve(None, None, dir.path(), false), Err(CommitError::Dirty(_))));
-        let dirty = resolve(None, None, dir.path(), true).unwrap();
-        assert_eq!(dirty.tag(), format!("{}-dirty", clean.sha));
+        let err = resolve(None, None, &tree, false).unwrap_err();
+        assert!(err.to_string().contains("M f"), "{err}");
+        let dirty = resolve(None, None, &tree, true).unwrap();
+        assert_eq!(dirty.tag("abc"), format!("{}-dirty-abc", clean.sha));
+        assert_ne!(dirty.tag("abc"), dirty.tag("def"));
+    }
+
+    #[test]
+    fn untracked_files_count_and_an_explicit_sha_does_not_bypass_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        git_in(dir.path(), &["init", "-q"]);
+        std::fs::write(dir.path().join(".gitignore"), "ignored\n").unwrap();
+        git_in(dir.path(), &["add", ".gitignore"]);
+        git_in(dir.path(), &["commit", "-qm", "one"]);
+        let tree = [dir.path()];
+        std::fs::write(dir.path().join("ignored"), "x").unwrap();
+        assert!(!resolve(Some(SHA), None, &tree, false).unwrap().dirty, "ignored files do not count");
+        std::fs::write(dir.path().join("new.py"), "x").unwrap();
+        let err = resolve(Some(SHA), None, &tree, false).unwrap_err();
+        assert!(matches!(&err, CommitError::Dirty { first, .. } if first == "?? new.py"), "{err}");
+        assert!(resolve(None, Some(SHA), &tree, true).unwrap().dirty);
     }
 }

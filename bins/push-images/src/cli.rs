@@ -53,6 +53,19 @@ pub async fn main_with(args: Args) -> ExitCode {
     let style = LogStyle::detect();
     let result = async {
         let mut release = Release::read(&args.release)?;
+        if let Some(path) = &args.release_file
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(PushError::BadImage {
+                component: "-".into(),
+                problem: format!(
+                    "--release-file {}: folder {} does not exist",
+                    path.display(),
+                    dir.display()
+                ),
+                fix: "create it or choose another path; nothing was pushed".into(),
+            });
+        }
         if args.dry_run {
             let registry = release
                 .images
@@ -78,12 +91,13 @@ pub async fn main_with(args: Args) -> ExitCode {
         let identity = ecr.identity().await?;
         eprintln!("AWS identity: {} (account {})", identity.arn, identity.account);
         let login = ecr.login().await?;
-        let planned = push::plan(&release, &login.registry)?;
+        let mut planned = push::plan(&release, &login.registry)?;
+        let docker = push::connect_engine().await?;
+        push::preflight(&docker, &login, &mut release, &mut planned).await?;
         for p in &planned {
             let uri = ecr.ensure_repository(&p.repository).await?;
             eprintln!("repository {uri} ready");
         }
-        let docker = push::connect_engine().await?;
         push::push_all(&docker, &ecr, login, &mut release, &planned).await?;
         let json = release.to_json();
         print!("{json}");

@@ -57,6 +57,27 @@ pub enum PushError {
         /// The last error.
         message: String,
     },
+    /// A tag the push would write already names another image in the registry (ECR tags are
+    /// immutable, and a mutable tag would silently move).
+    #[error(
+        "{reference} already exists in the registry as {existing}, not as the local image: nothing was pushed. ECR tags are immutable: build a new commit (statuspage-build reuses images the registry already has), or drop --extra-tag {tag}"
+    )]
+    TagTaken {
+        /// `registry/repository:tag`.
+        reference: String,
+        /// The tag alone.
+        tag: String,
+        /// The registry's digest for it.
+        existing: String,
+    },
+    /// The registry could not be asked about a tag.
+    #[error("cannot check {reference} in the registry: {message}")]
+    RegistryCheck {
+        /// `registry/repository:tag`.
+        reference: String,
+        /// Why.
+        message: String,
+    },
     /// Writing outputs failed.
     #[error(transparent)]
     Output(#[from] statuspage_common::actions::ActionsIoError),
@@ -65,7 +86,9 @@ pub enum PushError {
 impl HasExitCode for PushError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            PushError::Release(_) | PushError::BadImage { .. } => ExitCode::Usage,
+            PushError::Release(_) | PushError::BadImage { .. } | PushError::TagTaken { .. } => {
+                ExitCode::Usage
+            }
             _ => ExitCode::External,
         }
     }

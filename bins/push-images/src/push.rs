@@ -101,6 +101,89 @@ async fn push_once(docker: &Docker, name: &str, tag: &str, login: &EcrLogin) -> 
     digest.ok_or_else(|| "the engine reported no digest".into())
 }
 
+/// Check everything a push needs before anything is created or pushed: every planned tag is in
+/// the local engine, and none of them already names another image in the registry. A tag the
+/// registry has with the local image's own digest is dropped from `planned` (already pushed).
+///
+/// Errors: [`PushError::BadImage`] for a missing local image and [`PushError::TagTaken`] for a
+/// taken tag (both exit 2, nothing changed); [`PushError::RegistryCheck`] when the registry cannot
+/// be asked (exit 3).
+pub async fn preflight(
+    docker: &Docker,
+    login: &EcrLogin,
+    release: &mut Release,
+    planned: &mut [PlannedPush],
+) -> Result<(), PushError> {
+    for push in planned.iter() {
+        for tag in &push.tags {
+            let reference = format!("{}:{tag}", push.name);
+            if docker.inspect_image(&reference).await.is_err() {
+                return Err(PushError::BadImage {
+                    component: push.component.clone(),
+                    problem: format!("{reference} is not in the local Docker Engine"),
+                    fix: "run statuspage-build on this engine first; nothing was pushed".into(),
+                });
+            }
+        }
+    }
+    for push in planned.iter_mut() {
+        let mut keep = Vec::new();
+        for tag in &push.tags {
+            let reference = format!("{}:{tag}", push.name);
+            match registry_digest(docker, &reference, login).await? {
+                None => keep.push(tag.clone()),
+                Some(existing) if local_digests(docker, &reference).await.contains(&existing) => {
+                    eprintln!("{reference} is already in the registry ({existing}): not pushed again");
+                    if let Some(image) = release.images.get_mut(&push.component)
+                        && tag == &image.tag
+                    {
+                        image.digest = Some(existing);
+                    }
+                }
+                Some(existing) => return Err(PushError::TagTaken { reference, tag: tag.clone(), existing }),
+            }
+        }
+        push.tags = keep;
+    }
+    Ok(())
+}
+
+/// The registry's digest for `reference`, `None` when the registry (or the repository) lacks it.
+async fn registry_digest(
+    docker: &Docker,
+    reference: &str,
+    login: &EcrLogin,
+) -> Result<Option<String>, PushError> {
+    let call = docker.inspect_registry_image(reference, Some(credentials(login)));
+    match tokio::time::timeout(Duration::from_secs(20), call).await {
+        Err(_) => Err(PushError::RegistryCheck {
+            reference: reference.into(),
+            message: "no answer within 20 s".into(),
+        }),
+        Ok(Ok(inspect)) => Ok(inspect.descriptor.digest),
+        Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code, message }))
+            if status_code == 404
+                || ["manifest unknown", "not found", "name unknown", "does not exist"]
+                    .iter()
+                    .any(|m| message.contains(m)) =>
+        {
+            Ok(None)
+        }
+        Ok(Err(e)) => Err(PushError::RegistryCheck { reference: reference.into(), message: e.to_string() }),
+    }
+}
+
+/// The registry digests the engine knows for the image `reference` names (from earlier pushes).
+async fn local_digests(docker: &Docker, reference: &str) -> Vec<String> {
+    let Ok(image) = docker.inspect_image(reference).await else { return Vec::new() };
+    image
+        .repo_digests
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|d| d.split_once('@').map(|(_, digest)| digest.to_string()))
+        .collect()
+}
+
 /// Push every planned tag, retrying with backoff, logging in again when the registry says the
 /// token is no longer good. Fills `digest` in `release`.
 pub async fn push_all(
@@ -113,13 +196,6 @@ pub async fn push_all(
     for push in planned {
         for tag in &push.tags {
             let reference = format!("{}:{tag}", push.name);
-            if docker.inspect_image(&reference).await.is_err() {
-                return Err(PushError::BadImage {
-                    component: push.component.clone(),
-                    problem: format!("{reference} is not in the local Docker Engine"),
-                    fix: "run statuspage-build on this engine first".into(),
-                });
-            }
             let mut attempt = 0;
             let digest = loop {
                 attempt += 1;

@@ -101,6 +101,8 @@ pub fn build_config(context: &Path, targets: &[String], sha: &str) -> statuspage
     statuspage_build_images::BuildConfig {
         context: context.to_path_buf(),
         dockerfile: "Dockerfile".into(),
+        source: None,
+        export_cache: false,
         targets: targets.iter().map(|t| t.parse().expect("TARGET=REPOSITORY")).collect(),
         registry: Some(s.registry),
         commit: statuspage_common::commit::Commit { sha: sha.into(), dirty: false },
@@ -111,6 +113,7 @@ pub fn build_config(context: &Path, targets: &[String], sha: &str) -> statuspage
         created: "2026-01-01T00:00:00Z".into(),
         version: None,
         cache_from: vec![],
+        cache_from_commit: None,
         builder: statuspage_build_images::BuilderChoice::Buildkit,
         skip_existing: false,
         registry_auth: Some(statuspage_build_images::RegistryAuth { username: s.user, password: s.password }),

@@ -174,34 +174,53 @@ async fn classic_builder_builds_the_same_targets() {
     );
 }
 
-#[tokio::test]
-async fn push_then_rebuild_is_skipped_because_every_image_is_in_the_registry() {
+/// Push `image`'s commit tag to the stack registry; its registry digest.
+async fn push(repository: &str) -> String {
     let s = stack();
+    let credentials = bollard::auth::DockerCredentials {
+        username: Some(s.user.clone()),
+        password: Some(s.password.clone()),
+        ..Default::default()
+    };
+    let options = bollard::query_parameters::PushImageOptionsBuilder::default().tag(SHA).build();
+    use futures_util::StreamExt;
+    let docker = statuspage_integration_tests::docker();
+    let mut push = docker.push_image(repository, Some(options), Some(credentials));
+    let mut digest = None;
+    while let Some(item) = push.next().await {
+        let info = item.unwrap();
+        assert!(info.error_detail.is_none(), "{info:?}");
+        if let Some(rest) = info.status.as_deref().and_then(|s| s.split("digest: ").nth(1)) {
+            digest = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    digest.expect("the push reported a digest")
+}
+
+#[tokio::test]
+async fn images_the_registry_has_are_reused_one_by_one_and_only_the_missing_ones_built() {
     let context = scratch_context(THREE_TARGETS);
     let prefix = unique("build-it-skip");
     let c = config(context.path(), &prefix, BuilderChoice::Auto);
     let first = run(&c, quiet()).await.unwrap();
     assert!(!first.skipped(), "nothing was pushed yet");
-    let docker = statuspage_integration_tests::docker();
-    let mut pushed = std::collections::BTreeMap::new();
-    for (target, image) in &first.release.images {
-        let credentials = bollard::auth::DockerCredentials {
-            username: Some(s.user.clone()),
-            password: Some(s.password.clone()),
-            ..Default::default()
-        };
-        let options = bollard::query_parameters::PushImageOptionsBuilder::default().tag(SHA).build();
-        use futures_util::StreamExt;
-        let mut push = docker.push_image(&image.repository, Some(options), Some(credentials));
-        while let Some(item) = push.next().await {
-            let info = item.unwrap();
-            assert!(info.error_detail.is_none());
-            if let Some(rest) = info.status.as_deref().and_then(|s| s.split("digest: ").nth(1)) {
-                pushed.insert(target.clone(), rest.split_whitespace().next().unwrap().to_string());
-            }
-        }
+
+    // A push that died after web: only web is in the registry.
+    let web_digest = push(&first.release.images["web"].repository).await;
+    let partial = run(&c, quiet()).await.unwrap();
+    let built: Vec<&str> = partial.targets.iter().map(|t| t.target.as_str()).collect();
+    assert_eq!(built, ["worker", "scheduler"], "{:?}", partial.notes);
+    let web = &partial.release.images["web"];
+    assert_eq!((web.built, web.digest.as_deref()), (Some(false), Some(web_digest.as_str())));
+    for target in ["worker", "scheduler"] {
+        let image = &partial.release.images[target];
+        assert_eq!((image.built, image.digest.as_deref()), (Some(true), None), "{target}");
     }
-    assert_eq!(pushed.len(), 3);
+
+    let mut pushed = std::collections::BTreeMap::from([("web".to_string(), web_digest)]);
+    for target in ["worker", "scheduler"] {
+        pushed.insert(target.to_string(), push(&first.release.images[target].repository).await);
+    }
     let second = run(&c, quiet()).await.unwrap();
     assert!(second.skipped(), "{:?}", second.notes);
     assert!(second.targets.is_empty(), "the skip decision asks the registry, it builds nothing");

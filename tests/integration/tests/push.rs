@@ -118,3 +118,79 @@ fn push_dry_run_calls_nothing() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("web: ensure repository statuspage-web, push tags"), "{err}");
 }
+
+/// The repositories moto's ECR has among `names`.
+async fn ecr_repositories(names: &[String]) -> Vec<String> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_ecr::Client::new(&sdk);
+    let mut found = Vec::new();
+    for name in names {
+        if client.describe_repositories().repository_names(name).send().await.is_ok() {
+            found.push(name.clone());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_missing_local_image_is_found_before_any_repository_is_created_or_image_pushed() {
+    let prefix = unique("push-it-missing");
+    let release = built_release(&prefix).await;
+    let worker = &release.images["worker"];
+    let remove = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();
+    let docker = statuspage_integration_tests::docker();
+    for tag in [worker.tag.as_str(), "candidate"] {
+        docker
+            .remove_image(&format!("{}:{tag}", worker.repository), Some(remove.clone()), None)
+            .await
+            .unwrap();
+    }
+    let (code, _, err) = push_binary(&["--release", "-"], &release.to_json());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("release image worker") && err.contains("is not in the local Docker Engine"),
+        "{err}"
+    );
+    let names = [format!("{prefix}-web"), format!("{prefix}-worker")];
+    assert_eq!(ecr_repositories(&names).await, Vec::<String>::new(), "no repository was created");
+    assert!(!err.contains("pushed "), "nothing was pushed: {err}");
+}
+
+#[tokio::test]
+async fn a_tag_the_registry_holds_for_another_image_is_refused_before_anything_is_pushed() {
+    let s = stack();
+    let prefix = unique("push-it-taken");
+    let first = built_release(&prefix).await;
+    let (code, out, err) = push_binary(&["--release", "-"], &first.to_json());
+    assert_eq!(code, 0, "{err}");
+    let pushed = Release::parse(&out, "stdout").unwrap();
+
+    // Pushing the same release again is a no-op that keeps the digests.
+    let (code, out, err) = push_binary(&["--release", "-"], &first.to_json());
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("is already in the registry") && err.contains("not pushed again"), "{err}");
+    let again = Release::parse(&out, "stdout").unwrap();
+    assert_eq!(again.images["web"].digest, pushed.images["web"].digest);
+
+    // Another build of the same commit (a new nonce, so other layers) under the same tags.
+    let other = built_release(&prefix).await;
+    assert_ne!(other.images["web"].image_id, first.images["web"].image_id);
+    let (code, _, err) = push_binary(&["--release", "-"], &other.to_json());
+    assert_eq!(code, 2, "{err}");
+    let web = &pushed.images["web"];
+    let digest = web.digest.as_deref().unwrap();
+    assert!(
+        err.contains(&format!("{}:{} already exists in the registry as {digest}", web.repository, web.tag)),
+        "{err}"
+    );
+    assert!(!err.contains("pushed "), "nothing was pushed: {err}");
+    let creds = bollard::auth::DockerCredentials {
+        username: Some(s.user.clone()),
+        password: Some(s.password.clone()),
+        ..Default::default()
+    };
+    let docker = statuspage_integration_tests::docker();
+    let served =
+        docker.inspect_registry_image(&format!("{}:candidate", web.repository), Some(creds)).await.unwrap();
+    assert_eq!(served.descriptor.digest.as_deref(), Some(digest), "the extra tag did not move");
+}
