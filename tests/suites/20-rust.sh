@@ -4,5 +4,6 @@
 # tests can run them as a user would.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+echo "[20-rust] stack engine: $(docker version --format 'Docker Engine {{.Server.Version}}, API {{.Server.APIVersion}}') at $DOCKER_HOST" >&2
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-fail-fast

@@ -346,3 +346,78 @@ fn binary_failing_step_exits_1_and_writes_actions_outputs_on_success() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("target worker failed at step") && err.contains("about to fail"), "{err}");
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The web tag a dry run plans for the context at `dir`, or the exit code and stderr.
+fn planned_tag(dir: &str, extra: &[&str]) -> Result<String, (i32, String)> {
+    let args = [&["--context", dir, "--registry", "reg.example", "--dry-run"][..], extra].concat();
+    let (code, out, err) = build_binary(&args, &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    if code != 0 {
+        return Err((code, err));
+    }
+    Ok(Release::parse(&out, "stdout").unwrap().images["web"].tag.clone())
+}
+
+#[test]
+fn a_dirty_tree_never_shares_an_identity_and_an_explicit_sha_does_not_bypass_the_check() {
+    let context = scratch_context(THREE_TARGETS);
+    let path = context.path();
+    let dir = path.to_str().unwrap();
+    git(path, &["init", "-q"]);
+    git(path, &["add", "-A"]);
+    git(path, &["commit", "-qm", "fixture"]);
+    let head = git(path, &["rev-parse", "HEAD"]);
+    assert_eq!(planned_tag(dir, &[]).unwrap(), head, "a clean tree is its commit");
+
+    // An untracked file makes the tree dirty, also when the commit is given explicitly.
+    std::fs::write(path.join("new-module.py"), "print('not committed')").unwrap();
+    for extra in [&[][..], &["--sha", &head][..]] {
+        let (code, err) = planned_tag(dir, extra).unwrap_err();
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("?? new-module.py") && err.contains("--allow-dirty"), "{err}");
+    }
+    let first = planned_tag(dir, &["--allow-dirty"]).unwrap();
+    assert!(first.starts_with(&format!("{head}-dirty-")) && first.len() == 40 + 7 + 12, "{first}");
+    assert_eq!(planned_tag(dir, &["--allow-dirty", "--sha", &head]).unwrap(), first, "same inputs, same tag");
+
+    // Another dirty state of the same commit gets another tag.
+    std::fs::write(path.join("new-module.py"), "print('changed again')").unwrap();
+    let second = planned_tag(dir, &["--allow-dirty"]).unwrap();
+    assert!(second.starts_with(&format!("{head}-dirty-")) && second != first, "{first} / {second}");
+
+    // Ignored files do not count.
+    std::fs::remove_file(path.join("new-module.py")).unwrap();
+    std::fs::write(path.join(".git/info/exclude"), "*.log\n").unwrap();
+    std::fs::write(path.join("debug.log"), "x").unwrap();
+    assert_eq!(planned_tag(dir, &[]).unwrap(), head);
+}
+
+#[test]
+fn duplicate_targets_and_a_release_file_in_a_missing_folder_are_refused_before_any_work() {
+    let context = scratch_context(THREE_TARGETS);
+    let dir = context.path().to_str().unwrap();
+    let engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let (code, _, err) =
+        build_binary(&["--context", dir, "--sha", SHA, "--target", "web=a-web,web=b-web"], &engine);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--target") && err.contains("web=a-web,web=b-web") && err.contains("once"), "{err}");
+    let missing = context.path().join("no-such-folder/release.json");
+    let (code, _, err) =
+        build_binary(&["--context", dir, "--sha", SHA, "--release-file", missing.to_str().unwrap()], &engine);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--release-file") && err.contains("no-such-folder") && err.contains("does not exist"),
+        "{err}"
+    );
+}

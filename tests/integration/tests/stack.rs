@@ -56,6 +56,15 @@ async fn push(image: &str, tag: &str, credentials: DockerCredentials) -> Result<
 }
 
 #[tokio::test]
+async fn the_stack_engine_is_docker_engine_26_1_with_api_1_45() {
+    let version = docker().version().await.unwrap();
+    let (engine, api) = (version.version.unwrap_or_default(), version.api_version.unwrap_or_default());
+    println!("stack engine: Docker Engine {engine}, API {api}, at {}", stack().docker_host);
+    assert!(engine.starts_with("26.1.5"), "Docker Engine {engine}: tests/stack/docker.sh starts 26.1.5");
+    assert_eq!(api, "1.45");
+}
+
+#[tokio::test]
 async fn engine_builds_a_multi_stage_scratch_image_with_buildkit() {
     let context = scratch_context(MULTI_STAGE);
     let repository = unique("stack-it/engine");
