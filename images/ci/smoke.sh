@@ -74,10 +74,13 @@ wait_ok http://127.0.0.1:9101/-/healthz
 wait_ok http://127.0.0.1:9101/-/readyz
 job=$(docker exec sp-worker statuspage-entrypoint manage shell -c \
   "import django_rq; print(django_rq.get_queue('default').enqueue('os.getpid').id)" | tail -1)
+# RQ's JobStatus is a str enum: rq 1.x printed "finished", rq 3 prints "JobStatus.FINISHED"; its
+# .value is "finished" in every version.
 status=
 for _ in $(seq 1 60); do
   status=$(docker exec sp-worker statuspage-entrypoint manage shell -c \
-    "import django_rq; print(django_rq.get_queue('default').fetch_job('$job').get_status())" | tail -1)
+    "import django_rq; s = django_rq.get_queue('default').fetch_job('$job').get_status(); print(getattr(s, 'value', s))" |
+    tail -1)
   [[ $status == finished ]] && break
   sleep 2
 done
