@@ -8,7 +8,7 @@
 # The stand-in is Debian bookworm (debootstrap minbase) with Debian's python3.11, the host's CA bundle
 # added to its trust store and PIP_CERT set. Everything else mirrors the official image where the
 # Dockerfile relies on it: apt sources bookworm, bookworm-updates and bookworm-security (the pinned
-# libpq is only in -security), `python`/`python3` on PATH, ca-certificates, tzdata, netbase,
+# libpq is only in -security), `python`/`python3` on PATH, the CPython headers, ca-certificates, tzdata, netbase,
 # LANG=C.UTF-8, CMD ["python3"], no EXTERNALLY-MANAGED marker.
 #
 # The root filesystem is built once and cached as $STACK_CACHE/base-images/<name>-<inputs hash>.tar.gz;
@@ -19,7 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IMAGE=statuspage.local/python:3.11-slim-bookworm
 MIRROR=http://deb.debian.org/debian
 SECURITY_MIRROR=http://deb.debian.org/debian-security
-PACKAGES=python3.11,python3-venv,python3-pip,ca-certificates,tzdata,netbase
+# python3.11-dev: the official image ships the CPython headers, which building psycopg2 needs.
+PACKAGES=python3.11,python3.11-dev,python3-venv,python3-pip,ca-certificates,tzdata,netbase
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 LABEL=statuspage.local.base-inputs
 export DOCKER_HOST=${DOCKER_HOST:-unix://$STACK_DIR/docker.sock}
