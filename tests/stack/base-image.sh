@@ -8,7 +8,8 @@
 # The stand-in is Debian bookworm (debootstrap minbase) with Debian's python3.11, the host's CA bundle
 # added to its trust store and PIP_CERT set. Everything else mirrors the official image where the
 # Dockerfile relies on it: apt sources bookworm, bookworm-updates and bookworm-security (the pinned
-# libpq is only in -security), `python`/`python3` on PATH, the CPython headers, ca-certificates, tzdata, netbase,
+# libpq is only in -security), `python`/`python3` on PATH, the CPython headers (no static
+# library), ca-certificates, tzdata, netbase,
 # LANG=C.UTF-8, CMD ["python3"], no EXTERNALLY-MANAGED marker.
 #
 # The root filesystem is built once and cached as $STACK_CACHE/base-images/<name>-<inputs hash>.tar.gz;
@@ -19,8 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IMAGE=statuspage.local/python:3.11-slim-bookworm
 MIRROR=http://deb.debian.org/debian
 SECURITY_MIRROR=http://deb.debian.org/debian-security
-# python3.11-dev: the official image ships the CPython headers, which building psycopg2 needs.
-PACKAGES=python3.11,python3.11-dev,python3-venv,python3-pip,ca-certificates,tzdata,netbase
+PACKAGES=python3.11,python3-venv,python3-pip,ca-certificates,tzdata,netbase
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 LABEL=statuspage.local.base-inputs
 export DOCKER_HOST=${DOCKER_HOST:-unix://$STACK_DIR/docker.sock}
@@ -68,9 +68,15 @@ build_rootfs() { # TARBALL
     apt-get -q update
     apt-get -q -y upgrade
     update-ca-certificates
+    rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
+    # The official image ships the CPython headers (building psycopg2 needs them) but no static
+    # library and no libc6-dev, which python3.11-dev would pull in: unpack the headers only.
+    cd /tmp && apt-get -q download libpython3.11-dev && dpkg -x libpython3.11-dev_*.deb / && rm -f ./*.deb
+    rm -f /usr/lib/x86_64-linux-gnu/libpython3.11*.a /usr/lib/python3.11/config-3.11-x86_64-linux-gnu/*.a
+    # Like the slim Debian images: no translations (locale.alias stays).
+    find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
     apt-get clean
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log
-    rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED
     ln -sf /usr/bin/python3 /usr/local/bin/python
   ' >>"$STACK_DIR/logs/base-image.log" 2>&1 || stack_die "configuring the root fs failed (see $STACK_DIR/logs/base-image.log)"
   rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
