@@ -3,13 +3,17 @@
 # service containers). Runs the containers the way the manifests do: read-only root filesystem,
 # /tmp as tmpfs, UID 10001, no capabilities, secrets as files under /run/secrets/statuspage/.
 #   images/ci/smoke.sh TAG        (images statuspage-{web,worker,scheduler}:TAG must exist)
+# Environment: POSTGRES_PASSWORD (required); DATABASE_PORT (5432), DATABASE_NAME and DATABASE_USER
+# (statuspage), REDIS_PORT (6379) and REDIS_PASSWORD (none) for services elsewhere than the workflow's.
 set -euo pipefail
 tag=${1:?usage: smoke.sh TAG}
 work=$(mktemp -d)
+trap 'docker rm -f sp-web sp-worker sp-scheduler >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 secrets=$work/secrets
 mkdir -p "$secrets"
 python3 -c 'import secrets; print(secrets.token_urlsafe(64))' >"$secrets/SECRET_KEY"
 printf '%s' "${POSTGRES_PASSWORD:?}" >"$secrets/DATABASE_PASSWORD"
+if [[ -n ${REDIS_PASSWORD:-} ]]; then printf '%s' "$REDIS_PASSWORD" >"$secrets/REDIS_PASSWORD"; fi
 chmod 0644 "$secrets"/*
 log() { printf '[smoke] %s\n' "$*" >&2; }
 fail() { log "FAILED: $*"; for c in web worker scheduler; do docker logs "sp-$c" 2>&1 | tail -40 || true; done; exit 1; }
@@ -18,8 +22,9 @@ common=(--network host --read-only --tmpfs "/tmp:rw,size=64m" --cap-drop ALL
   --security-opt no-new-privileges --user 10001:10001
   -v "$secrets:/run/secrets/statuspage:ro"
   -e "ALLOWED_HOSTS=localhost,127.0.0.1" -e SITE_URL=http://localhost:8000
-  -e DATABASE_HOST=127.0.0.1 -e DATABASE_NAME=statuspage -e DATABASE_USER=statuspage -e DATABASE_SSLMODE=disable
-  -e REDIS_HOST=127.0.0.1 -e LOG_LEVEL=INFO)
+  -e DATABASE_HOST=127.0.0.1 -e "DATABASE_PORT=${DATABASE_PORT:-5432}" -e DATABASE_SSLMODE=disable
+  -e "DATABASE_NAME=${DATABASE_NAME:-statuspage}" -e "DATABASE_USER=${DATABASE_USER:-statuspage}"
+  -e REDIS_HOST=127.0.0.1 -e "REDIS_PORT=${REDIS_PORT:-6379}" -e LOG_LEVEL=INFO)
 
 wait_ok() { # URL [HOST header]
   for _ in $(seq 1 90); do
@@ -74,10 +79,13 @@ wait_ok http://127.0.0.1:9101/-/healthz
 wait_ok http://127.0.0.1:9101/-/readyz
 job=$(docker exec sp-worker statuspage-entrypoint manage shell -c \
   "import django_rq; print(django_rq.get_queue('default').enqueue('os.getpid').id)" | tail -1)
+# RQ's JobStatus is a str enum: rq 1.x printed "finished", rq 3 prints "JobStatus.FINISHED"; its
+# .value is "finished" in every version.
 status=
 for _ in $(seq 1 60); do
   status=$(docker exec sp-worker statuspage-entrypoint manage shell -c \
-    "import django_rq; print(django_rq.get_queue('default').fetch_job('$job').get_status())" | tail -1)
+    "import django_rq; s = django_rq.get_queue('default').fetch_job('$job').get_status(); print(getattr(s, 'value', s))" |
+    tail -1)
   [[ $status == finished ]] && break
   sleep 2
 done
@@ -88,6 +96,13 @@ curl -fsS http://127.0.0.1:9101/-/metrics | grep -q '^statuspage_rq_jobs{queue="
 log "scheduler"
 docker run -d --name sp-scheduler "${common[@]}" -e METRICS_PORT=9102 "statuspage-scheduler:$tag" >/dev/null
 wait_ok http://127.0.0.1:9102/-/healthz
+# Every line is JSON, warnings included (rq_scheduler emits a FutureWarning at start).
+docker logs sp-scheduler 2>&1 | python3 -c '
+import json, sys
+for line in sys.stdin:
+    if line.strip():
+        json.loads(line)
+' || fail "the scheduler wrote a line that is not JSON"
 
 log "SIGTERM: every role exits cleanly"
 for c in web worker scheduler; do

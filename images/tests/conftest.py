@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 PLATFORM = HERE.parent / "platform"
-FAKEPROJECT = HERE / "fakeproject"
+# The stand-in Status-Page tree the image build tests use too (its statuspage/ project folder).
+FIXTURE_SOURCE = HERE.parent.parent / "tests" / "fixtures" / "statuspage-src"
 sys.path.insert(0, str(PLATFORM))
 sys.path.insert(0, str(HERE))
 
@@ -57,10 +59,18 @@ def minimal_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A STATIC_ROOT like the image's: plain, hashed and docs files, precompressed by WhiteNoise."""
-    root = tmp_path_factory.mktemp("static")
-    (root / "css").mkdir()
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the fixture's project folder (the one with manage.py), as the image has it."""
+    root = tmp_path_factory.mktemp("source") / "statuspage"
+    shutil.copytree(FIXTURE_SOURCE / "statuspage", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def static_root(project: Path) -> Path:
+    """The project's STATIC_ROOT as the image has it: plain, hashed and docs files, precompressed."""
+    root = project / "static"
+    (root / "css").mkdir(parents=True)
     (root / "css" / "app.css").write_text("body { color: #123456; }\n" * 200)
     (root / "js").mkdir()
     (root / "js" / "main.0123abcd89.min.js").write_text("console.log('hashed');\n" * 100)
@@ -71,19 +81,18 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_env(services: svc_mod.Services, static_root: Path, tmp_path_factory: pytest.TempPathFactory
-            ) -> dict[str, str]:
+def app_env(services: svc_mod.Services, project: Path, static_root: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The full environment for entrypoint processes against the test services."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "PROMETHEUS_"))}
     env.update(minimal_env())
     env.update(services.env())
     env.update({
-        "PYTHONPATH": os.pathsep.join([str(PLATFORM), str(FAKEPROJECT)]),
+        "PYTHONPATH": os.pathsep.join([str(PLATFORM), str(project)]),
         "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-        "STATUSPAGE_HOME": str(FAKEPROJECT),
+        "STATUSPAGE_HOME": str(project),
         "DJANGO_SETTINGS_MODULE": "statuspage.settings",
         "STATUS_PAGE_CONFIGURATION": "statuspage_platform.configuration",
-        "FAKE_STATIC_ROOT": str(static_root),
         "TMPDIR": str(tmp_path_factory.mktemp("tmpdir")),
         "PYTHONDONTWRITEBYTECODE": "1",
         "READINESS_TIMEOUT": "1",

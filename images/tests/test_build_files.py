@@ -1,22 +1,23 @@
 """The Dockerfile and build helpers, checked without a Docker daemon: stage layout, pins, the
-build context, and the source download's checksum handling."""
+build context, the lock and the build-time checks (requirements, imports) on the fixture tree."""
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import io
+import os
 import re
+import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 IMAGES = Path(__file__).resolve().parent.parent
 DOCKERFILE = (IMAGES / "Dockerfile").read_text()
-PREPARE = IMAGES / "build" / "prepare_source.py"
+BUILD = IMAGES / "build"
+LOCK = IMAGES / "requirements" / "runtime.lock"
+FIXTURE = IMAGES.parent / "tests" / "fixtures" / "statuspage-src"
 
 
 def stages() -> dict[str, list[str]]:
@@ -44,11 +45,29 @@ def test_targets_differ_only_in_cmd() -> None:
     assert list(all_stages)[-1] == "web"  # the default target
 
 
-def test_base_image_pinned_by_digest_with_tag_comment() -> None:
-    froms = re.findall(r"^FROM\s+(\S+)", DOCKERFILE, re.M)
-    external = [f for f in froms if f not in stages()]
-    assert external and all(re.search(r"@sha256:[0-9a-f]{64}$", f) for f in external)
-    assert re.search(r"^# python:3\.11[\w.\-]*slim-bookworm", DOCKERFILE, re.M)
+def test_base_image_is_a_build_arg_pinned_by_digest_with_tag_comment() -> None:
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", DOCKERFILE, re.M)
+    assert default and re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", default.group(1))
+    assert DOCKERFILE.index("ARG BASE_IMAGE=") < DOCKERFILE.index("FROM ")
+    assert re.search(r"^FROM \$\{BASE_IMAGE\} AS base$", DOCKERFILE, re.M)
+    assert re.search(r"^# .*python:3\.11[\w.\-]*slim-bookworm", DOCKERFILE, re.M)
+
+
+def test_source_arrives_as_a_stage_the_builder_copies() -> None:
+    all_stages = stages()
+    assert all_stages["statuspage-source"] == ["FROM scratch AS statuspage-source", "COPY source/ /"]
+    assert "COPY --from=statuspage-source / /src" in all_stages["builder"]
+    # Only the builder reads the source; the targets get the built tree from the builder.
+    users = [name for name, lines in all_stages.items() if any("--from=statuspage-source" in x for x in lines)]
+    assert users == ["builder"]
+
+
+def test_builder_installs_exactly_the_lock_then_checks() -> None:
+    builder = " ".join(stages()["builder"])
+    assert "pip install --no-cache-dir --require-hashes --no-deps -r /build/requirements/runtime.lock" in builder
+    assert builder.index("runtime.lock") < builder.index("--from=statuspage-source")
+    assert "check_requirements.py requirements.txt" in builder and "import_check.py" in builder
+    assert builder.index("import_check.py") < builder.index("collectstatic")
 
 
 def test_runtime_is_non_root_and_compiler_free() -> None:
@@ -88,70 +107,87 @@ def test_build_context_holds_everything_the_dockerfile_copies() -> None:
     sources = re.findall(r"^COPY\s+(?!--from)(\S+)\s", DOCKERFILE, re.M)
     assert sources
     for source in sources:
+        if source == "source/":  # the Status-Page tree, put there by whoever builds
+            continue
         files = [p for p in (IMAGES / source).rglob("*") if p.is_file()] if (IMAGES / source).is_dir() \
             else [IMAGES / source]
         sent = [f for f in files if not ignored(str(f.relative_to(IMAGES)), patterns)]
         assert sent, f"COPY {source}: nothing of it is in the build context"
     assert ignored("tests/conftest.py", patterns) and ignored("README.md", patterns)
     assert not ignored("platform/statuspage_platform/entrypoint.py", patterns)
+    assert not ignored("source/statuspage/manage.py", patterns)
+    assert not ignored("source/mkdocs.yml", patterns)
+    assert ignored("source/.git/config", patterns)
+    assert ignored("source/statuspage/x/__pycache__/y.cpython-311.pyc", patterns)
 
 
-def test_platform_requirements_match_test_pins() -> None:
-    def pins(path: Path) -> dict[str, str]:
-        return dict(line.split("==") for line in path.read_text().splitlines()
-                    if "==" in line and not line.startswith("#"))
-
-    platform = pins(IMAGES / "requirements" / "platform.txt")
-    tests = pins(IMAGES / "tests" / "requirements.txt")
-    assert platform and all(tests[name] == version for name, version in platform.items())
+def locked() -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2) for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", LOCK.read_text(), re.M)}
 
 
-def run_prepare(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PREPARE), *args], capture_output=True, text=True, timeout=60)
+def test_lock_pins_the_platform_and_extra_requirements_with_hashes() -> None:
+    lock = locked()
+    for name in ("platform.txt", "runtime-extra.txt"):
+        for line in (IMAGES / "requirements" / name).read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                package, version = line.split("==")
+                assert lock.get(package.lower()) == version, f"{name}: {line} is not what runtime.lock pins"
+    assert "rq" in lock and "redis" in lock
+    entries = re.split(r"\n(?=[A-Za-z0-9])", LOCK.read_text().split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if entry.strip() and not entry.startswith("#"))
+    assert not any(name.startswith(("mkdocs", "mkdocstrings")) for name in lock)
 
 
-@pytest.mark.parametrize("sha", ["", "abc", "Z" * 64])
-def test_release_source_needs_a_valid_checksum(sha: str, tmp_path: Path) -> None:
-    result = run_prepare("release", "v2.5.1", sha, str(tmp_path / "none"), str(tmp_path / "src"))
-    assert result.returncode == 1
-    assert len(result.stderr.splitlines()) == 1 and "STATUSPAGE_SHA256" in result.stderr
-    assert not (tmp_path / "src").exists()
+def test_the_suite_runs_the_locked_versions() -> None:
+    from importlib import metadata
+
+    for package, version in locked().items():
+        assert metadata.version(package) == version, f"{package}: the test venv is not runtime.lock"
 
 
-def test_release_source_rejects_a_wrong_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.path.insert(0, str(PREPARE.parent))
-    import prepare_source
-
-    payload = io.BytesIO()
-    with tarfile.open(fileobj=payload, mode="w:gz") as tar:
-        data = b"Django==5.1.15\n"
-        info = tarfile.TarInfo("status-page-2.5.1/requirements.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    archive = tmp_path / "v2.5.1.tar.gz"
-    archive.write_bytes(payload.getvalue())
-    monkeypatch.setattr(prepare_source, "URL", archive.as_uri().replace("v2.5.1", "{version}"))
-    with pytest.raises(SystemExit):
-        prepare_source.from_release("v2.5.1", "0" * 64, str(tmp_path / "bad"))
-    assert not (tmp_path / "bad").exists()
-    prepare_source.from_release("v2.5.1", hashlib.sha256(payload.getvalue()).hexdigest(), str(tmp_path / "good"))
-    assert (tmp_path / "good" / "requirements.txt").read_bytes() == data  # top directory stripped
+def check_requirements(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BUILD / "check_requirements.py"), str(path)],
+                          capture_output=True, text=True, timeout=60)
 
 
-def test_local_source_must_look_like_status_page(tmp_path: Path) -> None:
-    empty = tmp_path / "local"
-    empty.mkdir()
-    (empty / ".keep").touch()
-    result = run_prepare("local", "v2.5.1", "", str(empty), str(tmp_path / "src"))
-    assert result.returncode == 1 and "images/local-src/" in result.stderr
-    (empty / "statuspage").mkdir()
-    (empty / "statuspage" / "manage.py").write_text("")
-    (empty / "requirements.txt").write_text("Django==5.1.15\n")
-    result = run_prepare("local", "v2.5.1", "", str(empty), str(tmp_path / "src"))
+def test_fixture_requirements_are_satisfied_by_the_lock() -> None:
+    result = check_requirements(FIXTURE / "requirements.txt")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "src" / "statuspage" / "manage.py").exists() and not (tmp_path / "src" / ".keep").exists()
 
 
-def test_unknown_source_kind(tmp_path: Path) -> None:
-    result = run_prepare("git", "v2.5.1", "", str(tmp_path), str(tmp_path / "src"))
-    assert result.returncode == 1 and "release or local" in result.stderr
+def test_changed_requirements_fail_with_one_line_each(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("Django==5.1.3  # newer than the lock\nmkdocs==0.1\nnot-locked-package>=1\n")
+    result = check_requirements(requirements)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert "Django==5.1.3" in lines[0] and "Django==5.1.2" in lines[0] and "lock.sh" in lines[0]
+    assert "not-locked-package" in lines[1] and "lock.sh" in lines[1]
+
+
+def import_check(project: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, STATUS_PAGE_CONFIGURATION="build_configuration",
+               PYTHONPATH=os.pathsep.join([str(BUILD), str(IMAGES / "platform")]))
+    for key in [k for k in env if k.startswith(("DATABASE_", "REDIS_", "SECRET_KEY", "SITE_URL", "ALLOWED_"))]:
+        del env[key]
+    return subprocess.run([sys.executable, str(BUILD / "import_check.py"), str(project)], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_import_check_passes_on_the_fixture(tmp_path: Path) -> None:
+    project = tmp_path / "statuspage"
+    shutil.copytree(FIXTURE / "statuspage", project)
+    result = import_check(project)
+    assert result.returncode == 0, result.stderr
+    assert "manage.py check passed" in result.stdout
+
+
+def test_import_check_names_the_module_and_the_missing_import(tmp_path: Path) -> None:
+    project = tmp_path / "statuspage"
+    shutil.copytree(FIXTURE / "statuspage", project)
+    (project / "probes" / "feeds.py").write_text("import feedparser_not_in_the_lock\n")
+    result = import_check(project)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "import_check: importing probes.feeds failed: missing import 'feedparser_not_in_the_lock'")

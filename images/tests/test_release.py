@@ -40,3 +40,24 @@ def test_release_fails_loudly_without_database(released, app_env: dict[str, str]
     assert result.returncode == 1
     failed = [json.loads(line) for line in result.stdout.splitlines() if '"release step failed"' in line]
     assert failed and failed[0]["step"] == "migrate --no-input" and "error" in failed[0]
+
+
+def test_database_options_reach_django(app_env: dict[str, str]) -> None:
+    # Status-Page's settings.py keeps only some keys of DATABASE; the platform adds the rest back.
+    env = dict(app_env, DATABASE_SSLMODE="disable", DATABASE_CONNECT_TIMEOUT="7")
+    result = entrypoint("manage", env, "shell", "-c",
+                        "from django.db import connection as c; s = c.settings_dict; "
+                        "print(s['CONN_HEALTH_CHECKS'], s['OPTIONS']['sslmode'], s['OPTIONS']['connect_timeout'])")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True disable 7"
+
+
+def test_python_warnings_are_json_lines(app_env: dict[str, str]) -> None:
+    # e.g. rq_scheduler's FutureWarning at start: captured into the JSON logger, never plain text.
+    result = entrypoint("manage", app_env, "shell", "-c",
+                        "import warnings; warnings.warn('cron strings change', FutureWarning)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FutureWarning" not in result.stderr
+    entries = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    warning = [e for e in entries if e["logger"] == "py.warnings"]
+    assert warning and "FutureWarning: cron strings change" in warning[0]["msg"] and warning[0]["level"] == "warning"

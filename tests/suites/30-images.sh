@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Suite 30-images: lint the images' Dockerfile (hadolint, checkov) and the images workflow (zizmor,
-# actionlint), then run images/tests with pytest against a real PostgreSQL and Redis on loopback.
+# actionlint), check the fixture tree against the lock, then run images/tests with pytest (in a
+# virtualenv of exactly images/requirements/runtime.lock) against a real PostgreSQL and Redis on loopback.
 # Fails loudly on anything missing; never skips.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,17 +24,27 @@ log "zizmor + actionlint .github/workflows/images.yml"
 zizmor --offline --persona=auditor .github/workflows/images.yml
 actionlint .github/workflows/images.yml
 
-# --- test virtualenv, rebuilt only when images/tests/requirements.txt changes -----------------
+# --- test virtualenv: exactly the images' lock, then the test tools; rebuilt when either changes --
+lock=images/requirements/runtime.lock
 req=images/tests/requirements.txt
 venv=$CACHE/venv-images
-want=$(sha256sum "$req" | cut -d' ' -f1)
+want=$(cat "$lock" "$req" | sha256sum | cut -d' ' -f1)
 if [[ $(cat "$venv/.requirements-sha256" 2>/dev/null) != "$want" ]]; then
-  log "creating $venv from $req"
+  log "creating $venv from $lock + $req"
+  # psycopg2 is locked as source (as Status-Page requires it): building it needs libpq's headers.
+  command -v pg_config >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libpq-dev >/dev/null
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/pip" install -q --disable-pip-version-check --require-hashes --no-deps -r "$lock"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$req"
+  "$venv/bin/pip" check >&2
   printf '%s' "$want" >"$venv/.requirements-sha256"
 fi
+
+# --- the fixture tree's requirements are what the lock installs (the image build checks the same) -
+log "tests/fixtures/statuspage-src/requirements.txt is satisfied by $lock"
+"$venv/bin/python" images/build/check_requirements.py tests/fixtures/statuspage-src/requirements.txt >/dev/null
 
 # --- PostgreSQL and Redis on loopback, stopped by PID on exit ----------------------------------
 if ! command -v redis-server >/dev/null; then

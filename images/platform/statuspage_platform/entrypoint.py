@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from statuspage_platform.config import Config, ConfigError, load
-from statuspage_platform.jsonlog import log
+from statuspage_platform.jsonlog import capture_warnings, log
 
 EX_CONFIG = 78
 DEFAULT_HOME = "/opt/statuspage/statuspage"
@@ -101,7 +101,10 @@ def setup_django() -> None:
     os.environ.setdefault("STATUS_PAGE_CONFIGURATION", "statuspage_platform.configuration")
     import django
 
+    from statuspage_platform import database
+
     django.setup()
+    database.complete()
 
 
 def run_web(config: Config) -> int:
@@ -211,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 64
     if role == "healthcheck":
         return run_healthcheck()
+    capture_warnings()
     signal.signal(signal.SIGTERM, _early_sigterm)  # PID 1 ignores SIGTERM unless handled
     config = validate()
     if role == "check-config":

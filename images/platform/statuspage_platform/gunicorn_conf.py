@@ -10,7 +10,10 @@ import os
 from typing import Any
 
 from statuspage_platform.config import ConfigError, Env
-from statuspage_platform.jsonlog import logging_config
+from statuspage_platform.jsonlog import capture_warnings, logging_config
+
+# The entrypoint exec'd gunicorn, so warnings capture is set up again here (inherited by the workers).
+capture_warnings()
 
 
 def _settings(environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -88,8 +88,25 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             "gunicorn.error": quiet,
             "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
             "statuspage_platform": quiet,
+            # Python warnings (e.g. rq_scheduler's FutureWarning), once capture_warnings() routes them here.
+            "py.warnings": quiet,
         },
     }
+
+
+def capture_warnings() -> None:
+    """Send Python warnings through logging as JSON lines instead of plain text on stderr.
+
+    Until a logging configuration (Django's LOGGING, gunicorn's logconfig_dict) takes over the
+    ``py.warnings`` logger, a JSON handler of its own writes them to stdout.
+    """
+    logging.captureWarnings(True)
+    logger = logging.getLogger("py.warnings")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def log(level: int, msg: str, logger: str = "statuspage_platform", **fields: Any) -> None:

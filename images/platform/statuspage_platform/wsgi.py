@@ -138,11 +138,13 @@ def build_application() -> PlatformApp:
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
+    from statuspage_platform import database
     from statuspage_platform.config import load
     from statuspage_platform.health import readiness
 
     config = load()
     django_app = get_wsgi_application()
+    database.complete()
     static_url = getattr(settings, "STATIC_URL", "/static/")
     return PlatformApp(django_app, getattr(settings, "STATIC_ROOT", None), static_url,
                        lambda: readiness(config))
