@@ -9,6 +9,9 @@ stack_env PATH "$STACK_CACHE/tools/bin:$PATH"
 for component in docker aws registry; do
   bash "$here/$component.sh" up
 done
+# The stand-in for the official Python base image (no registry can be pulled from here).
+bash "$here/base-image.sh" up
+stack_env STACK_BASE_IMAGE statuspage.local/python:3.11-slim-bookworm
 bash "$here/cluster.sh" up
 # PostgreSQL and Redis listen on the node address, which the cluster brings up.
 bash "$here/data.sh" up
