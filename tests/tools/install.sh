@@ -31,7 +31,8 @@ done
 # $CACHE/docker/bin gets dockerd, docker-proxy, containerd + shims and the docker CLI;
 # $CACHE/docker/cli-plugins the buildx plugin. Re-unpacked only when the pin list changes.
 DOCKER_DIR=$CACHE/docker
-if [[ $(cat "$DOCKER_DIR/.pins" 2>/dev/null) != "$DOCKER_DEBS" ]]; then
+docker_pins=$(sha256sum <<<"$DOCKER_DEBS" | cut -d' ' -f1)
+if [[ $(cat "$DOCKER_DIR/.pins" 2>/dev/null) != "$docker_pins" ]]; then
   rm -rf "$DOCKER_DIR"
   mkdir -p "$DOCKER_DIR/debs" "$DOCKER_DIR/root" "$DOCKER_DIR/bin" "$DOCKER_DIR/cli-plugins"
   for entry in $DOCKER_DEBS; do
@@ -48,7 +49,7 @@ if [[ $(cat "$DOCKER_DIR/.pins" 2>/dev/null) != "$DOCKER_DEBS" ]]; then
   done
   ln -sf "$DOCKER_DIR/root/usr/libexec/docker/cli-plugins/docker-buildx" "$DOCKER_DIR/cli-plugins/docker-buildx"
   rm -rf "$DOCKER_DIR/debs"
-  printf '%s' "$DOCKER_DEBS" >"$DOCKER_DIR/.pins"
+  printf '%s' "$docker_pins" >"$DOCKER_DIR/.pins"
 fi
 ln -sf "$DOCKER_DIR/bin/docker" "$BIN/docker"
 

@@ -98,6 +98,13 @@ pub fn pack(
         .into_iter()
         .map(|r| (r.clone(), context.join(r)))
         .collect();
+    // As with the docker CLI, the Dockerfile is always sent, even when .dockerignore excludes it.
+    if let Some(inside) = &dockerfile_in_context {
+        let name = inside.to_string_lossy().replace('\\', "/");
+        if !files.iter().any(|(r, _)| *r == name) {
+            files.push((name, dockerfile.to_path_buf()));
+        }
+    }
     if let Some(source) = source {
         let prefix = format!("{SOURCE_PREFIX}/");
         if let Some((clash, _)) = files.iter().find(|(r, _)| r.starts_with(&prefix)) {
@@ -214,6 +221,15 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, [".dockerignore", "Dockerfile", "sub/file"]);
+
+        std::fs::write(dir.path().join(".dockerignore"), "*\n!sub/\n").unwrap();
+        let allow_list =
+            pack(dir.path(), &dir.path().join("Dockerfile"), Some("Dockerfile".into()), None).unwrap();
+        assert_eq!(
+            names_of(&allow_list),
+            ["Dockerfile", "sub/file"],
+            "the Dockerfile is sent even when ignored"
+        );
     }
 
     #[test]
@@ -223,6 +239,10 @@ mod tests {
         std::fs::write(other.path().join("Dockerfile"), "FROM scratch AS a\n").unwrap();
         let packed = pack(dir.path(), &other.path().join("Dockerfile"), None, None).unwrap();
         assert_eq!(packed.dockerfile_name, OUTSIDE_DOCKERFILE);
+    }
+
+    fn names_of(packed: &Packed) -> Vec<String> {
+        names(packed)
     }
 
     fn names(packed: &Packed) -> Vec<String> {
