@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The README's main-job command, end to end on the stack: bin/local-deploy builds, pushes,
-# patches and rolls out. Checked here: every image in the release document has a digest, the
-# registry serves that digest, the patched overlay pins it, and the cluster's Deployments run
-# exactly those digests and are available. A second run must find everything in place, skip the
-# build and not run the migration again.
+# The README's main-job command, end to end on the stack: bin/local-deploy builds the real
+# images/Dockerfile with the fixture source (tests/fixtures/statuspage-src), pushes, patches and
+# rolls out against the stack's PostgreSQL and Redis (TLS). Checked here: every image in the
+# release document has a digest, the registry serves that digest, the patched overlay pins it, and
+# the cluster's Deployments run exactly those digests and are available; the app answers: `/` with
+# data read from PostgreSQL, a static file, /-/readyz on every pod, a job enqueued through the web
+# Service is run by a worker, the scheduler runs. A second run must find everything in place,
+# skip the build and not run the migration again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 [[ -n ${KUBECONFIG:-} && -n ${STACK_REGISTRY:-} ]] || { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
@@ -57,10 +60,39 @@ for name, image in release["images"].items():
 print("[pipeline] web, worker and scheduler run the released digests and are available", file=sys.stderr)
 PY
 
+# The app itself, through the web Service and on each pod.
+web=http://$(kubectl -n statuspage get service statuspage-web -o jsonpath='{.spec.clusterIP}')
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@"; }
+[[ $(code "$web/") == 200 ]] || fail "GET / through the web Service"
+curl -s --max-time 10 "$web/" | grep -q 'job runs: [0-9]' || fail "/ does not show data read from PostgreSQL"
+static=$(curl -s --max-time 10 "$web/" | grep -o '/static/[^"]*\.css[^"]*' | head -1)
+[[ -n $static && $(code "$web$static") == 200 ]] || fail "static file ${static:-(none referenced)} does not answer 200"
+pods=$(kubectl -n statuspage get pods -l app.kubernetes.io/name=statuspage --field-selector=status.phase=Running \
+  -o jsonpath='{range .items[*]}{.metadata.labels.app\.kubernetes\.io/component} {.status.podIP}{"\n"}{end}')
+checked=0
+while read -r component ip; do
+  [[ -n $ip ]] || continue
+  port=9100
+  [[ $component == web ]] && port=8000
+  [[ $(code "http://$ip:$port/-/readyz") == 200 ]] || fail "/-/readyz of the $component pod $ip:$port"
+  checked=$((checked + 1))
+done <<<"$pods"
+((checked >= 3)) || fail "only $checked running pods answered /-/readyz"
+grep -q '^scheduler ' <<<"$pods" || fail "no running scheduler pod"
+label=pipeline-$RANDOM
+curl -s -X POST --max-time 10 "$web/jobs/?seconds=1&count=3&label=$label" | grep -q enqueued || fail "enqueue through web"
+for _ in $(seq 1 60); do
+  done_count=$(curl -s --max-time 10 "$web/jobs/" | python3 -c "import json,sys; print(json.load(sys.stdin)['finished'].get(sys.argv[1], 0))" "$label")
+  [[ $done_count == 3 ]] && break
+  sleep 0.5
+done
+[[ $done_count == 3 ]] || fail "the worker finished $done_count of 3 jobs enqueued through web"
+echo "[pipeline] / (PostgreSQL), $static, /-/readyz on $checked pods, 3 of 3 jobs run by the worker, scheduler running" >&2
+
 bin/local-deploy >"$state.out2" 2>"$state.err2" || { cat "$state.err2" >&2; fail "second run exited non-zero"; }
 grep -q "build skipped" "$state.err2" || { cat "$state.err2" >&2; fail "second run did not skip the build"; }
 cmp -s <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out") \
   <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out2") ||
   fail "the second run reported other digests"
 grep -q "already completed for this release" "$state.err2" || { cat "$state.err2" >&2; fail "second run ran the migration again"; }
-echo "[pipeline] 2 passed, 0 failed" >&2
+echo "[pipeline] 3 passed, 0 failed" >&2
