@@ -19,7 +19,8 @@ fn repo() -> PathBuf {
 }
 
 fn env(key: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| panic!("stack not running: run tests/stack/up.sh ({key} is not set)"))
+    std::env::var(key)
+        .unwrap_or_else(|_| panic!("stack not running: run tests/stack/up.sh ({key} is not set)"))
 }
 
 fn docker(args: &[&str]) -> (bool, String) {
@@ -59,7 +60,10 @@ fn settings(skip: &str) -> Vec<String> {
 fn get_until_ok(url: &str) -> (String, String) {
     let mut last = (String::new(), String::new());
     for _ in 0..120 {
-        let out = Command::new("curl").args(["-s", "--max-time", "2", "-w", "\n%{http_code}", url]).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "2", "-w", "\n%{http_code}", url])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
         last = (status.to_string(), body.to_string());
@@ -92,7 +96,8 @@ async fn the_real_dockerfile_builds_three_images_that_answer_liveness_and_exit_7
     for (target, port) in [("web", 8000), ("worker", 9100), ("scheduler", 9100)] {
         let image = format!("{}/{prefix}/statuspage-{target}:{SHA}", s.registry);
         let name = unique(&format!("images-it-{target}"));
-        let mut args = vec!["run".to_string(), "-d".into(), "--name".into(), name.clone(), "--read-only".into()];
+        let mut args =
+            vec!["run".to_string(), "-d".into(), "--name".into(), name.clone(), "--read-only".into()];
         args.extend(["--tmpfs".into(), "/tmp".into()]);
         args.extend(settings(""));
         args.push(image.clone());
@@ -108,7 +113,8 @@ async fn the_real_dockerfile_builds_three_images_that_answer_liveness_and_exit_7
         args.extend(settings("SECRET_KEY"));
         args.push(image);
         let out = Command::new("docker").args(&args).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(78), "{target} without SECRET_KEY: {text}");
         assert!(text.contains("SECRET_KEY") && text.trim_start().starts_with('{'), "{target}: {text}");
     }
