@@ -146,8 +146,10 @@ impl Args {
     /// Resolve the commit, credentials and labels into a [`BuildConfig`].
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
-        let mut trees = vec![self.context.as_path()];
-        trees.extend(self.source.as_deref());
+        // The context may be a released action's files (versioned by the action's ref); the
+        // application's source must be named by a commit, or count as dirty.
+        let mut trees = vec![commit::Tree { path: &self.context, must_be_versioned: false }];
+        trees.extend(self.source.as_deref().map(|path| commit::Tree { path, must_be_versioned: true }));
         let commit = commit::resolve(self.sha.as_deref(), github_sha.as_deref(), &trees, self.allow_dirty)?;
         let registry = self.registry.filter(|r| !r.is_empty()).map(|r| r.trim_end_matches('/').to_string());
         let registry_auth = match (self.registry_username, self.registry_password) {

@@ -58,17 +58,28 @@ pub fn validate_sha(source_name: &'static str, value: &str) -> Result<String, Co
     }
 }
 
+/// A folder whose content goes into the build, and whether git must name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Tree<'a> {
+    /// The folder.
+    pub path: &'a Path,
+    /// True when a folder outside any git work tree counts as dirty (an application source tree:
+    /// no commit names its content). False for files versioned elsewhere (a released action's).
+    pub must_be_versioned: bool,
+}
+
 /// Resolve the commit to ship.
 ///
 /// The SHA is an explicit `sha`, then `github_sha` (the `GITHUB_SHA` of a workflow run), then
 /// `git rev-parse HEAD` in the first of `trees`. Whatever the SHA's origin, every one of `trees`
 /// that is a git work tree is checked (`git status --porcelain`: tracked changes and untracked
-/// files that `.gitignore` does not ignore); a dirty one is refused unless `allow_dirty`, and
-/// then marks the commit dirty. Trees outside git are not checked (a released action's files).
+/// files that `.gitignore` does not ignore), and one outside git counts as dirty when it
+/// [`Tree::must_be_versioned`]; a dirty tree is refused unless `allow_dirty`, and then marks the
+/// commit dirty (its tag then names the exact inputs, see [`Commit::tag`]).
 pub fn resolve(
     sha: Option<&str>,
     github_sha: Option<&str>,
-    trees: &[&Path],
+    trees: &[Tree<'_>],
     allow_dirty: bool,
 ) -> Result<Commit, CommitError> {
     let sha = if let Some(value) = sha.filter(|s| !s.is_empty()) {
@@ -76,20 +87,22 @@ pub fn resolve(
     } else if let Some(value) = github_sha.filter(|s| !s.is_empty()) {
         validate_sha("GITHUB_SHA", value)?
     } else {
-        let first = trees.first().copied().unwrap_or(Path::new("."));
+        let first = trees.first().map_or(Path::new("."), |t| t.path);
         validate_sha("git rev-parse HEAD", &git(first, &["rev-parse", "HEAD"])?)?
     };
     let mut dirty = false;
     for tree in trees {
-        let Ok(status) = git(tree, &["status", "--porcelain", "--untracked-files=all", "--", "."]) else {
-            continue;
-        };
-        if let Some(first) = status.lines().find(|l| !l.trim().is_empty()) {
+        let first_change =
+            match git(tree.path, &["status", "--porcelain", "--untracked-files=all", "--", "."]) {
+                Ok(status) => status.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string()),
+                Err(_) if tree.must_be_versioned => {
+                    Some("not a git work tree: no commit names its content".into())
+                }
+                Err(_) => None,
+            };
+        if let Some(first) = first_change {
             if !allow_dirty {
-                return Err(CommitError::Dirty {
-                    dir: tree.display().to_string(),
-                    first: first.trim().to_string(),
-                });
+                return Err(CommitError::Dirty { dir: tree.path.display().to_string(), first });
             }
             dirty = true;
         }
@@ -117,6 +130,20 @@ mod tests {
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
+    fn tree(path: &Path) -> Tree<'_> {
+        Tree { path, must_be_versioned: false }
+    }
+
+    #[test]
+    fn a_source_tree_outside_git_counts_as_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = [Tree { path: dir.path(), must_be_versioned: true }];
+        let err = resolve(Some(SHA), None, &source, false).unwrap_err();
+        assert!(err.to_string().contains("not a git work tree"), "{err}");
+        assert!(resolve(Some(SHA), None, &source, true).unwrap().dirty);
+        assert!(!resolve(Some(SHA), None, &[tree(dir.path())], false).unwrap().dirty);
+    }
+
     fn git_in(dir: &Path, args: &[&str]) {
         let ok = Command::new("git")
             .arg("-C")
@@ -132,26 +159,26 @@ mod tests {
 
     #[test]
     fn explicit_sha_wins_and_is_lowercased() {
-        let c = resolve(Some(&SHA.to_uppercase()), Some("x"), &[Path::new("/nonexistent")], false);
+        let c = resolve(Some(&SHA.to_uppercase()), Some("x"), &[tree(Path::new("/nonexistent"))], false);
         assert_eq!(c.unwrap(), Commit { sha: SHA.into(), dirty: false });
     }
 
     #[test]
     fn github_sha_is_second() {
-        let c = resolve(None, Some(SHA), &[Path::new("/nonexistent")], false).unwrap();
+        let c = resolve(None, Some(SHA), &[tree(Path::new("/nonexistent"))], false).unwrap();
         assert_eq!(c.tag("x"), SHA);
     }
 
     #[test]
     fn short_sha_is_refused_with_its_source() {
-        let err = resolve(Some("abc123"), None, &[Path::new(".")], false).unwrap_err();
+        let err = resolve(Some("abc123"), None, &[tree(Path::new("."))], false).unwrap_err();
         assert!(err.to_string().contains("--sha value \"abc123\""), "{err}");
     }
 
     #[test]
     fn outside_git_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
-        let err = resolve(None, None, &[dir.path()], false).unwrap_err();
+        let err = resolve(None, None, &[tree(dir.path())], false).unwrap_err();
         assert!(matches!(err, CommitError::NoGit(_)));
         assert!(err.to_string().contains("pass --sha"));
     }
@@ -163,13 +190,13 @@ mod tests {
         std::fs::write(dir.path().join("f"), "1").unwrap();
         git_in(dir.path(), &["add", "f"]);
         git_in(dir.path(), &["commit", "-qm", "one"]);
-        let tree = [dir.path()];
-        let clean = resolve(None, None, &tree, false).unwrap();
+        let trees = [tree(dir.path())];
+        let clean = resolve(None, None, &trees, false).unwrap();
         assert!(!clean.dirty);
         std::fs::write(dir.path().join("f"), "2").unwrap();
-        let err = resolve(None, None, &tree, false).unwrap_err();
+        let err = resolve(None, None, &trees, false).unwrap_err();
         assert!(err.to_string().contains("M f"), "{err}");
-        let dirty = resolve(None, None, &tree, true).unwrap();
+        let dirty = resolve(None, None, &trees, true).unwrap();
         assert_eq!(dirty.tag("abc"), format!("{}-dirty-abc", clean.sha));
         assert_ne!(dirty.tag("abc"), dirty.tag("def"));
     }
@@ -181,12 +208,12 @@ mod tests {
         std::fs::write(dir.path().join(".gitignore"), "ignored\n").unwrap();
         git_in(dir.path(), &["add", ".gitignore"]);
         git_in(dir.path(), &["commit", "-qm", "one"]);
-        let tree = [dir.path()];
+        let trees = [tree(dir.path())];
         std::fs::write(dir.path().join("ignored"), "x").unwrap();
-        assert!(!resolve(Some(SHA), None, &tree, false).unwrap().dirty, "ignored files do not count");
+        assert!(!resolve(Some(SHA), None, &trees, false).unwrap().dirty, "ignored files do not count");
         std::fs::write(dir.path().join("new.py"), "x").unwrap();
-        let err = resolve(Some(SHA), None, &tree, false).unwrap_err();
+        let err = resolve(Some(SHA), None, &trees, false).unwrap_err();
         assert!(matches!(&err, CommitError::Dirty { first, .. } if first == "?? new.py"), "{err}");
-        assert!(resolve(None, Some(SHA), &tree, true).unwrap().dirty);
+        assert!(resolve(None, Some(SHA), &trees, true).unwrap().dirty);
     }
 }
