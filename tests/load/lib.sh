@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# Helpers for the zero-downtime tests and benchmark: the in-cluster load generator, releases made
+# from the fixture source, and waits on the app's namespace. Source it after the stack's env file,
+# once bin/local-deploy has deployed (its state folder holds the patched overlay and release).
+
+LOAD_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LOAD_STATE=${STATUSPAGE_STACK_DIR:-/tmp/statuspage-stack}/local-deploy
+LOAD_BIN=${LOAD_BIN:-$LOAD_REPO/target/debug}
+APP_NS=statuspage
+LOAD_NS=statuspage-load
+
+load_log() { printf '[load] %s\n' "$*" >&2; }
+load_fail() { printf '[load] FAILED: %s\n' "$*" >&2; exit 1; }
+
+# json FILE EXPRESSION: evaluate a Python expression over the JSON document in FILE (as `d`).
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# loadgen_start: the load generator Pod against the web Service, with the current web image.
+loadgen_start() {
+  local image target
+  image=$(json "$LOAD_STATE/release.json" "d['images']['web']['repository'] + ':' + d['images']['web']['tag'] + '@' + d['images']['web']['digest']")
+  target=$(kubectl -n "$APP_NS" get service statuspage-web -o jsonpath='{.spec.clusterIP}'):80
+  kubectl delete namespace "$LOAD_NS" --ignore-not-found --wait=true >/dev/null
+  kubectl create namespace "$LOAD_NS" >/dev/null
+  kubectl label namespace "$LOAD_NS" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl -n "$APP_NS" get secret registry-credentials -o json |
+    python3 -c "import json,sys; s=json.load(sys.stdin); print(json.dumps({'apiVersion':'v1','kind':'Secret','type':s['type'],'metadata':{'name':s['metadata']['name'],'namespace':sys.argv[1]},'data':s['data']}))" "$LOAD_NS" |
+    kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
+  kubectl -n "$LOAD_NS" create configmap loadgen --from-file=loadgen.py="$LOAD_REPO/tests/load/loadgen.py" \
+    --dry-run=client -o yaml | kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
+  sed -e "s|@IMAGE@|$image|" -e "s|@TARGET@|$target|" -e "s|@PATHS@|/,/static/fixture.css?v=2.5.1,/-/healthz|" \
+    "$LOAD_REPO/tests/load/loadgen.yaml" | kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
+  kubectl -n "$LOAD_NS" wait --for=condition=Ready pod/loadgen --timeout=120s >/dev/null ||
+    load_fail "the load generator did not become ready: $(kubectl -n "$LOAD_NS" describe pod loadgen | tail -5)"
+  LOAD_URL=http://$(kubectl -n "$LOAD_NS" get pod loadgen -o jsonpath='{.status.podIP}'):8080
+  load_log "load generator on $target (web image $image)"
+}
+
+loadgen_stop() { kubectl delete namespace "$LOAD_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
+load_reset() { curl -sf -X POST --max-time 5 "$LOAD_URL/reset" >/dev/null; }
+# load_stats FILE: the current window's counters, as JSON in FILE.
+load_stats() { curl -sf --max-time 5 "$LOAD_URL/stats" >"$1"; }
+
+# settle COMPONENT...: wait until each component's Deployment is complete and none of its pods is
+# terminating any more (old pods keep serving through preStop and drain: that is measured too).
+settle() {
+  local component
+  for component in "$@"; do
+    kubectl -n "$APP_NS" rollout status "deployment/statuspage-$component" --timeout=300s >/dev/null
+    for _ in $(seq 1 600); do
+      [[ -z $(kubectl -n "$APP_NS" get pods -l "app.kubernetes.io/component=$component" \
+        -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{end}') ]] && break
+      sleep 0.5
+    done
+  done
+}
+
+# new_release NAME: images of the fixture source with one change (a marker in its static CSS), so
+# every image gets a new digest; built, pushed, and written to $LOAD_STATE/NAME.json. The copy is
+# outside git, so it is built as a dirty tree: tagged <commit>-dirty-<digest of its inputs>.
+new_release() {
+  local name=$1 src=$LOAD_STATE/$1-src
+  rm -rf "$src"
+  cp -r "$LOAD_REPO/tests/fixtures/statuspage-src" "$src"
+  printf '/* %s %s */\n' "$name" "$(date +%s%N)" >>"$src/statuspage/project-static/fixture.css"
+  STATUSPAGE_REGISTRY_USERNAME=$STACK_REGISTRY_USER STATUSPAGE_REGISTRY_PASSWORD=$STACK_REGISTRY_PASSWORD \
+    "$LOAD_BIN/statuspage-build" --context "$LOAD_REPO/images" --source "$src" --allow-dirty \
+    --registry "$STACK_REGISTRY" --build-arg "BASE_IMAGE=$STACK_BASE_IMAGE" \
+    >"$LOAD_STATE/$name.built.json" 2>"$LOAD_STATE/$name.build.log" ||
+    { cat "$LOAD_STATE/$name.build.log" >&2; load_fail "build of release $name"; }
+  "$LOAD_BIN/statuspage-push" --release "$LOAD_STATE/$name.built.json" >"$LOAD_STATE/$name.json" \
+    2>"$LOAD_STATE/$name.push.log" || { cat "$LOAD_STATE/$name.push.log" >&2; load_fail "push of release $name"; }
+}
+
+# overlay_for RELEASE [COPY]: a copy of the local overlay (in $LOAD_STATE/COPY-app, COPY defaults
+# to RELEASE) patched with release RELEASE; prints the overlay's path.
+overlay_for() {
+  local release=$1 copy=${2:-$1}
+  rm -rf "$LOAD_STATE/$copy-app"
+  cp -r "$LOAD_REPO/manifests/app" "$LOAD_STATE/$copy-app"
+  "$LOAD_BIN/statuspage-patch" --release "$LOAD_STATE/$release.json" --overlay "$LOAD_STATE/$copy-app/overlays/local" \
+    >/dev/null 2>"$LOAD_STATE/$copy.patch.log" || { cat "$LOAD_STATE/$copy.patch.log" >&2; load_fail "patch for $copy"; }
+  echo "$LOAD_STATE/$copy-app/overlays/local"
+}

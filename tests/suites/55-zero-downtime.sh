@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Suite 55-zero-downtime: the real images on the stack's cluster under load from inside the cluster
+# (tests/load/loadgen.py in a Pod of its own, new connection per request to the web Service) while
+#   (a) a new release rolls out (migration Job first, then web, worker, scheduler),
+#   (b) a broken release fails and is rolled back,
+#   (c) web pods are evicted one after another within the PodDisruptionBudget, as a node drain does.
+# Every non-2xx answer and every connection error counts; each window runs until the old pods are
+# gone. Must be 0 failed of at least 3,000 requests across (a) and (b). During (a) a batch of slow
+# jobs is enqueued and the workers are replaced mid-batch: every job must complete exactly once.
+# Needs suite 50-pipeline's bin/local-deploy (run again here when its state is missing).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+[[ -n ${KUBECONFIG:-} && -n ${STACK_REGISTRY:-} ]] || { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
+# shellcheck source=tests/load/lib.sh
+source tests/load/lib.sh
+[[ -s $LOAD_STATE/release.json ]] || bin/local-deploy >/dev/null 2>"$LOAD_STATE.err" ||
+  { cat "$LOAD_STATE.err" >&2; load_fail "bin/local-deploy"; }
+cargo build --quiet --bins
+trap loadgen_stop EXIT
+loadgen_start
+web=http://$(kubectl -n "$APP_NS" get service statuspage-web -o jsonpath='{.spec.clusterIP}')
+
+# report WINDOW FILE: print the window's figures; fail on any error.
+report() {
+  local window=$1 file=$2
+  load_log "$window: $(json "$file" "f\"{d['requests']} requests, {d['errors']} failed {d['errors_by_kind'] or ''}, p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms, max {d['max_ms']} ms, {d['rps']}/s over {d['seconds']} s\"")"
+  [[ $(json "$file" "d['errors']") == 0 ]] || load_fail "$window: requests failed: $(cat "$file")"
+}
+
+# --- (a) a new release, with a batch of slow jobs in flight ------------------------------------
+new_release r2
+overlay=$(overlay_for r2)
+label=batch-$RANDOM
+curl -sf -X POST --max-time 10 "$web/jobs/?seconds=3&count=16&label=$label" >/dev/null || load_fail "enqueue the batch"
+load_reset
+sleep 2 # the workers are busy with the batch when the rollout replaces them
+"$LOAD_BIN/statuspage-rollout" --overlay "$overlay" --release "$LOAD_STATE/r2.json" --timeout 5m \
+  >"$LOAD_STATE/r2.rollout.json" 2>"$LOAD_STATE/r2.rollout.log" ||
+  { cat "$LOAD_STATE/r2.rollout.log" >&2; load_fail "rollout of release r2"; }
+settle web worker scheduler
+load_stats "$LOAD_STATE/a.json"
+report "(a) rollout of a new release" "$LOAD_STATE/a.json"
+
+# The release's migration ran before any Deployment changed: its Job completed before the new
+# ReplicaSets were created.
+python3 - "$LOAD_STATE/r2.json" <(kubectl -n "$APP_NS" get jobs,replicasets -o json) <<'PY' || load_fail "migration order"
+import json, sys
+release = json.load(open(sys.argv[1]))
+items = json.load(open(sys.argv[2]))["items"]
+digest = release["images"]["web"]["digest"]
+jobs = [i for i in items if i["kind"] == "Job" and digest in i["spec"]["template"]["spec"]["containers"][0]["image"]]
+assert len(jobs) == 1, f"one migration Job for the release, found {len(jobs)}"
+done = jobs[0]["status"].get("completionTime")
+assert done, "the release's migration Job did not complete"
+for component in ("web", "worker", "scheduler"):
+    image = release["images"][component]["digest"]
+    sets = [i for i in items if i["kind"] == "ReplicaSet" and image in i["spec"]["template"]["spec"]["containers"][0]["image"]]
+    assert sets, f"no ReplicaSet runs the release's {component} image"
+    created = sets[0]["metadata"]["creationTimestamp"]
+    assert done <= created, f"{component}'s ReplicaSet was created at {created}, before the migration completed at {done}"
+print(f"[load] migration Job completed at {done}, before the release's ReplicaSets were created", file=sys.stderr)
+PY
+
+# Every job of the batch ran exactly once, although the workers were replaced mid-batch.
+for _ in $(seq 1 240); do
+  count=$(curl -sf --max-time 5 "$web/jobs/" | python3 -c "import json,sys; print(json.load(sys.stdin)['finished'].get(sys.argv[1], 0))" "$label")
+  ((count >= 16)) && break
+  sleep 0.5
+done
+sleep 3 # a job run twice would show up now
+count=$(curl -sf --max-time 5 "$web/jobs/" | python3 -c "import json,sys; print(json.load(sys.stdin)['finished'].get(sys.argv[1], 0))" "$label")
+[[ $count == 16 ]] || load_fail "the worker rollout: $count of 16 jobs completed (each must run exactly once)"
+load_log "worker rollout mid-batch: 16 of 16 jobs completed, each once"
+
+# --- (b) a broken release: web crashes at start; the rollout fails fast and rolls back ---------
+broken=$(overlay_for r2 broken)
+# A web role that does not exist, so the new web pods crash at start (the migration Job is unchanged).
+python3 - "$broken/kustomization.yaml" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+patch = """  - target:
+      kind: Deployment
+      name: statuspage-web
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/args
+        value: ["no-such-role"]
+"""
+text = text.replace("patches:\n", "patches:\n" + patch, 1)
+open(path, "w").write(text)
+PY
+load_reset
+code=0
+"$LOAD_BIN/statuspage-rollout" --overlay "$broken" --release "$LOAD_STATE/r2.json" --timeout 5m --fail-fast-after 15s \
+  >"$LOAD_STATE/broken.rollout.json" 2>"$LOAD_STATE/broken.rollout.log" || code=$?
+[[ $code == 4 ]] || { cat "$LOAD_STATE/broken.rollout.log" >&2; load_fail "the broken release: exit $code, expected 4 (rolled back)"; }
+settle web
+load_stats "$LOAD_STATE/b.json"
+report "(b) broken release, rolled back" "$LOAD_STATE/b.json"
+total=$(($(json "$LOAD_STATE/a.json" "d['requests']") + $(json "$LOAD_STATE/b.json" "d['requests']")))
+((total >= 3000)) || load_fail "only $total requests across the rollout and the rollback (need 3,000)"
+load_log "rollout + rollback: $total requests, 0 failed"
+
+# --- (c) evictions within the PodDisruptionBudget ------------------------------------------------
+load_reset
+for pod in $(kubectl -n "$APP_NS" get pods -l app.kubernetes.io/component=web -o jsonpath='{.items[*].metadata.name}'); do
+  printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"%s"}}' "$pod" "$APP_NS" |
+    kubectl create --raw "/api/v1/namespaces/$APP_NS/pods/$pod/eviction" -f - >/dev/null ||
+    load_fail "eviction of $pod refused"
+  settle web
+done
+load_stats "$LOAD_STATE/c.json"
+report "(c) web pods evicted one by one" "$LOAD_STATE/c.json"
+echo "[load] 4 passed, 0 failed" >&2
