@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 IMAGES = Path(__file__).resolve().parent.parent
 DOCKERFILE = (IMAGES / "Dockerfile").read_text()
 BUILD = IMAGES / "build"

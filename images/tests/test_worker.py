@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,27 @@ def test_worker_readiness_follows_services(worker: Role, services: Services) -> 
         assert [s.value for s in families["statuspage_rq_up"]] == [0.0]
         assert http_get(worker.url("/-/healthz", metrics=True))[0] == 200
     wait_for(lambda: http_get(url)[0] == 200, timeout=60, what="worker ready after Redis restart")
+
+
+def test_jobs_enqueued_through_the_web_are_run_by_the_worker(worker: Role, app_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    # The fixture's /jobs/ endpoint (what the pipeline tests use): POST enqueues, the worker writes rows.
+    host = {"Host": "status.example.com"}
+    with running("web", app_env, tmp_path) as web:
+        wait_http(web.url("/-/healthz"), proc=web.proc)
+        request = urllib.request.Request(web.url("/jobs/?count=3&seconds=0.1&queue=low&label=web-enqueued"),
+                                         method="POST", headers=host)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            assert response.status == 202 and len(json.load(response)["enqueued"]) == 3
+
+        def finished() -> int:
+            status, _, body = http_get(web.url("/jobs/"), headers=host)
+            assert status == 200
+            return json.loads(body)["finished"].get("web-enqueued", 0)
+
+        wait_for(lambda: finished() == 3, timeout=30, what="three record jobs finished")
+        status, _, body = http_get(web.url("/"), headers=host)
+        assert status == 200 and b"job runs: 3" in body
 
 
 def test_sigterm_finishes_the_current_job(worker: Role, services: Services, tmp_path: Path) -> None:

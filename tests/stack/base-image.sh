@@ -25,10 +25,30 @@ HOST_CA=/etc/ssl/certs/ca-certificates.crt
 LABEL=statuspage.local.base-inputs
 export DOCKER_HOST=${DOCKER_HOST:-unix://$STACK_DIR/docker.sock}
 
-# Everything the image is made of: this script and the CA bundle it bakes in (the stack's own CA
-# joins that bundle when tests/stack/up.sh first trusts it, which rebuilds the image once).
+# The CAs the image trusts: the host's bundle (with the interception CA) minus the stack's own CA,
+# which no build step needs; so the image does not change when the stack makes a new CA.
+CA_BUNDLE=$STACK_DIR/base-image-ca.crt
+write_ca_bundle() {
+  python3 - "$HOST_CA" "$STACK_TRUSTED_CA" >"$CA_BUNDLE.tmp" <<'PY'
+import re
+import sys
+
+pem = re.compile(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+with open(sys.argv[1]) as host:
+    certificates = pem.findall(host.read())
+try:
+    with open(sys.argv[2]) as stack:
+        skip = set(pem.findall(stack.read()))
+except FileNotFoundError:
+    skip = set()
+sys.stdout.write("".join(c + "\n" for c in certificates if c not in skip))
+PY
+  mv "$CA_BUNDLE.tmp" "$CA_BUNDLE"
+}
+
+# Everything the image is made of: this script and the CA bundle it bakes in.
 inputs_hash() {
-  cat "${BASH_SOURCE[0]}" "$HOST_CA" | sha256sum | cut -c1-16
+  cat "${BASH_SOURCE[0]}" "$CA_BUNDLE" | sha256sum | cut -c1-16
 }
 
 debian_sources() {
@@ -62,7 +82,7 @@ build_rootfs() { # TARBALL
   rm -f "$root/etc/apt/sources.list"
   debian_sources >"$root/etc/apt/sources.list.d/debian.sources"
   # The interception CA (with the rest of the host bundle) in the image's own trust store.
-  cp "$HOST_CA" "$root/usr/local/share/ca-certificates/host-ca-bundle.crt"
+  cp "$CA_BUNDLE" "$root/usr/local/share/ca-certificates/host-ca-bundle.crt"
   chroot "$root" /bin/sh -ec '
     export DEBIAN_FRONTEND=noninteractive
     apt-get -q update
@@ -88,6 +108,7 @@ build_rootfs() { # TARBALL
 
 up() {
   local hash tarball start=$SECONDS
+  write_ca_bundle
   hash=$(inputs_hash)
   if [[ $(docker image inspect --format "{{index .Config.Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null) == "$hash" ]]; then
     stack_log "base image $IMAGE already imported ($hash)"
