@@ -13,16 +13,34 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from importlib import metadata
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 DOCS_TOOLING = re.compile(r"^(mkdocs|mkdocstrings)", re.IGNORECASE)
+# Listed by requirements.txt, imported by nothing at run time, so not installed (runtime-excluded.txt).
+EXCLUDED_FILE = Path(__file__).with_name("runtime-excluded.txt")
 REGENERATE = "images/requirements/lock.sh <your Status-Page tree>"
 
 
+def excluded_names() -> set[str]:
+    """Canonical names runtime-excluded.txt lists (empty when the file is not beside this script)."""
+    if not EXCLUDED_FILE.is_file():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in EXCLUDED_FILE.read_text(encoding="utf-8").splitlines())
+    return {canonical(line) for line in lines if line}
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def requirements(path: str) -> list[Requirement]:
-    """The runtime requirements of a requirements file (comments, options and docs tooling dropped)."""
+    """The runtime requirements of a requirements file (comments, options, docs tooling and the
+    packages runtime-excluded.txt names dropped)."""
+    excluded = excluded_names()
     found = []
     with open(path, encoding="utf-8") as handle:
         for raw in handle:
@@ -33,6 +51,8 @@ def requirements(path: str) -> list[Requirement]:
                 requirement = Requirement(line)
             except InvalidRequirement as exc:
                 raise SystemExit(f"check_requirements: {path}: cannot parse {line!r}: {exc}") from None
+            if canonical(requirement.name) in excluded:
+                continue
             if requirement.marker is None or requirement.marker.evaluate():
                 found.append(requirement)
     return found

@@ -3,7 +3,8 @@
 # with hashes, for CPython 3.11 on x86_64 glibc (the images' platform), whatever this machine runs.
 #   images/requirements/lock.sh SOURCE_DIR      (a Status-Page tree: SOURCE_DIR/requirements.txt)
 # Inputs: SOURCE_DIR/requirements.txt minus the docs tooling (mkdocs*, mkdocstrings*, which the docs
-# build installs in a throwaway virtualenv), runtime-extra.txt and platform.txt.
+# build installs in a throwaway virtualenv) and minus runtime-excluded.txt (imported by nothing at
+# run time), plus runtime-extra.txt and platform.txt.
 # The resolver is uv (pin: PY_LOCK in tests/tools/versions.env): unlike pip-compile it resolves for a
 # target interpreter and platform (--python-version/--python-platform) rather than the host's.
 set -euo pipefail
@@ -23,7 +24,10 @@ if [[ $(cat "$venv/.pins" 2>/dev/null) != "$PY_LOCK" ]]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-grep -viE '^[[:space:]]*(mkdocs|mkdocstrings)' "$source_dir/requirements.txt" >"$work/statuspage.txt"
+# Left out: the docs tooling, and what runtime-excluded.txt names (imported by nothing at run time).
+excluded=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$here/runtime-excluded.txt" | grep -v '^$' | paste -sd'|' -)
+grep -viE '^[[:space:]]*(mkdocs|mkdocstrings)' "$source_dir/requirements.txt" |
+  grep -viE "^[[:space:]]*(${excluded:-^})([^A-Za-z0-9_.-]|$)" >"$work/statuspage.txt" || true
 cp "$here/runtime-extra.txt" "$here/platform.txt" "$work/"
 # Relative names in a fixed folder keep the lock's "# via" comments the same on every machine.
 (
