@@ -22,14 +22,10 @@ const BINARY: &str = "statuspage-rollout";
 /// or another rollout took the Lease, 4 failed and rolled back, 5 failed and the rollback failed too.
 #[derive(Debug, Parser)]
 #[command(name = "statuspage-rollout", version)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["overlay", "manifests"])))]
 pub struct Args {
     /// The kustomize overlay to render with `kustomize build`, e.g. manifests/app/overlays/production.
-    #[arg(
-        long,
-        env = "STATUSPAGE_OVERLAY",
-        conflicts_with = "manifests",
-        required_unless_present = "manifests"
-    )]
+    #[arg(long, env = "STATUSPAGE_OVERLAY")]
     pub overlay: Option<PathBuf>,
     /// Already rendered manifests (multi-document YAML) instead of --overlay; - for stdin.
     #[arg(long, env = "STATUSPAGE_MANIFESTS")]

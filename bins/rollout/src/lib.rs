@@ -375,6 +375,9 @@ async fn diagnose_failures(ctx: &Ctx<'_>, cluster: &cluster::Cluster, failures: 
             .unwrap_or_default();
         if selector.is_empty() {
             ctx.out.line("  no pods of the new revision were created");
+            for event in diagnose::warning_events(&ctx.client, &ctx.namespace, &target.name).await {
+                ctx.out.line(format!("  event: {event}"));
+            }
             continue;
         }
         for line in diagnose::pods(&ctx.client, &ctx.namespace, &selector, false).await {

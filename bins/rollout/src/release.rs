@@ -31,8 +31,35 @@ pub fn pod_images(data: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Refuse a render that does not run every image of the release.
+/// The repository of an image reference (without tag and digest).
+pub fn repository(image: &str) -> &str {
+    let name = image.split('@').next().unwrap_or(image);
+    match name.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => name,
+    }
+}
+
+/// Refuse a render that does not run every image of the release, or that runs a release
+/// repository at another tag or digest.
 pub fn check_render(release: &Release, objects: &[&Object]) -> Result<(), RolloutError> {
+    for object in objects {
+        for image in pod_images(&object.object.data) {
+            let stale = release
+                .images
+                .iter()
+                .find(|(_, r)| repository(&image) == r.repository && image != reference(r));
+            if let Some((component, wanted)) = stale {
+                return Err(RolloutError::Refused {
+                    object: object.label(),
+                    message: format!(
+                        "runs {image}, not release image {component} {}; patch the overlay with statuspage-patch",
+                        reference(wanted)
+                    ),
+                });
+            }
+        }
+    }
     let images: Vec<String> = objects.iter().flat_map(|o| pod_images(&o.object.data)).collect();
     for (component, image) in &release.images {
         let wanted = reference(image);
@@ -131,5 +158,12 @@ mod tests {
         assert!(check_render(&release("reg/renamed"), &refs).is_ok());
         let err = check_render(&release("reg/statuspage-web"), &refs).unwrap_err().to_string();
         assert!(err.contains("reg/statuspage-web:0123") && err.contains("reg/renamed"), "{err}");
+        let stale = text.replace(&format!("@{DIGEST}"), "");
+        let objects = parse(&stale, "r").unwrap();
+        let refs: Vec<&Object> = objects.iter().collect();
+        let err = check_render(&release("reg/renamed"), &refs).unwrap_err().to_string();
+        assert!(err.contains("Deployment/web") && err.contains("release image web"), "{err}");
+        assert_eq!(repository("reg:5000/a/b:v1@sha256:x"), "reg:5000/a/b");
+        assert_eq!(repository("reg:5000/a/b"), "reg:5000/a/b");
     }
 }

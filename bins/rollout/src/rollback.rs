@@ -62,6 +62,9 @@ async fn put_back(ctx: &Ctx<'_>, item: &Resolved) -> Result<Target, String> {
             PostParams { field_manager: Some(ctx.config.field_manager.clone()), ..Default::default() };
         match api.replace(name, &params, &live).await {
             Ok(written) => {
+                if item.object.is("apps", "StatefulSet") {
+                    delete_failed_pods(ctx, &live).await?;
+                }
                 let revision = before.metadata.annotations.as_ref().and_then(|a| a.get(REVISION_ANNOTATION));
                 match revision {
                     Some(revision) => ctx
@@ -88,4 +91,32 @@ async fn put_back(ctx: &Ctx<'_>, item: &Resolved) -> Result<Target, String> {
         }
     }
     Err("the object kept changing under the rollback (3 conflicts)".into())
+}
+
+/// A StatefulSet does not replace a pod of the failed revision that never became ready (the
+/// Kubernetes documentation's "forced rollback"): delete those pods so the controller recreates
+/// them from the template put back.
+async fn delete_failed_pods(ctx: &Ctx<'_>, set: &kube::api::DynamicObject) -> Result<(), String> {
+    let Some(revision) = set.data.pointer("/status/updateRevision").and_then(serde_json::Value::as_str)
+    else {
+        return Ok(());
+    };
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let params = kube::api::ListParams::default().labels(&format!("controller-revision-hash={revision}"));
+    let list = pods.list(&params).await.map_err(|e| crate::error::describe(&e))?;
+    for pod in
+        list.items.iter().filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid))
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        ctx.out.line(format!(
+            "  pod/{name}: deleted (failed revision {revision}; a StatefulSet keeps it otherwise)"
+        ));
+        match pods.delete(&name, &kube::api::DeleteParams::default()).await {
+            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Err(err) => return Err(crate::error::describe(&err)),
+        }
+    }
+    Ok(())
 }
