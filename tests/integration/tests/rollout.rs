@@ -957,3 +957,70 @@ async fn issue14_a_renewal_that_finds_another_holder_stops_with_exit_3() {
         "the new holder's Lease was touched"
     );
 }
+
+/// Stop the stack's kube-apiserver (as tests/stack/lib.sh's stack_stop does) and start it again
+/// with exactly the same command line, log file and pid file; wait until it is ready.
+fn restart_apiserver() {
+    let stack_dir = std::env::var("STATUSPAGE_STACK_DIR").unwrap_or_else(|_| "/tmp/statuspage-stack".into());
+    let pid_file = format!("{stack_dir}/pids/kube-apiserver.pid");
+    let pid = std::fs::read_to_string(&pid_file).expect("kube-apiserver's pid file").trim().to_string();
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .expect("kube-apiserver's command line")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(argv[0].ends_with("kube-apiserver"), "{argv:?}");
+    let stopped = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status().unwrap();
+    assert!(stopped.success(), "could not stop kube-apiserver {pid}");
+    for _ in 0..200 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Started the way stack_start does (setsid, appending to its log), through a shell that
+    // returns at once: the API server outlives this test, its pid file owns it.
+    let log = format!("{stack_dir}/logs/kube-apiserver.log");
+    let started = Command::new("sh")
+        .args(["-c", "setsid \"$@\" >>\"$LOG\" 2>&1 </dev/null & echo $!", "sh"])
+        .args(&argv)
+        .env("LOG", &log)
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    std::fs::write(&pid_file, &started.stdout).unwrap();
+    for _ in 0..300 {
+        if kubectl(&["get", "--raw", "/readyz"]).0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("kube-apiserver did not come back within 60 s");
+}
+
+#[tokio::test]
+async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout_completes() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-restart"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The new worker becomes ready only after 20 s: the restart happens during the wait.
+    let worker = container(&mut docs, "Deployment", "statuspage-worker");
+    worker["readinessProbe"] = json!({"httpGet": {"path": "/-/readyz", "port": 9100}, "initialDelaySeconds": 20, "periodSeconds": 1});
+    let (child, rx, _dir) = spawn_rollout(&docs, &[]);
+    let seen = read_until(&rx, "wait for");
+    restart_apiserver();
+    let (code, report, stderr) = finish_child(child, rx, seen);
+    assert_eq!(code, 0, "{stderr}");
+    // The worker's new pod cannot be ready before 20 s, and the restart began once the wait
+    // had: the result was decided on watches resumed after the restart.
+    assert_eq!(
+        workload_report(&report, "Deployment", "statuspage-worker")["result"],
+        "available",
+        "{report}"
+    );
+    assert!(!lease_exists(&ns.0), "the Lease was not given back");
+}
