@@ -16,6 +16,16 @@ pub async fn apply(
     item: &Resolved,
     object: &DynamicObject,
 ) -> Result<(Action, DynamicObject), RolloutError> {
+    crate::adopt::adopt(ctx, item).await?;
+    apply_only(ctx, item, object).await
+}
+
+/// [`apply`] without adopting a client-side apply manager's fields (done once, before the first).
+pub async fn apply_only(
+    ctx: &Ctx<'_>,
+    item: &Resolved,
+    object: &DynamicObject,
+) -> Result<(Action, DynamicObject), RolloutError> {
     let applied = item
         .api(&ctx.client)
         .patch(item.object.name(), &ctx.apply, &Patch::Apply(object))

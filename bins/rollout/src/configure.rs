@@ -37,7 +37,7 @@ pub async fn restore(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Vec<Str
             }
             map.entry("data").or_insert(Value::Object(Default::default()));
         }
-        match apply::apply(ctx, item, &object).await {
+        match apply::apply_only(ctx, item, &object).await {
             Ok(_) => {
                 ctx.out.line(format!("  {} restored to its data before this rollout", item.object.label()));
                 report.objects[index].action = Action::Restored;

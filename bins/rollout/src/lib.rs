@@ -13,6 +13,7 @@
 //! before anything changed. Every wait is bounded by [`RolloutConfig::timeout`], and stops on the
 //! [`stop::Stop`] flag (a signal, a lost Lease).
 
+pub mod adopt;
 pub mod apply;
 pub mod cli;
 pub mod cluster;

@@ -244,8 +244,17 @@ async fn dry_run(ctx: &Ctx<'_>, resolved: &mut [Resolved]) -> Result<Vec<ObjectR
     for (item, check) in resolved.iter_mut().zip(checks) {
         let (live, action) = check?;
         item.live = live;
-        ctx.out.line(format!("  {} {}", item.object.label(), action.as_str()));
-        rows.push(item.row(action));
+        let mut row = item.row(action);
+        row.adopted_from = item.live.as_ref().and_then(crate::adopt::adopted_from);
+        match &row.adopted_from {
+            Some(from) => ctx.out.line(format!(
+                "  {} {} (adopting the fields {from} owns: what the render drops is removed)",
+                item.object.label(),
+                action.as_str()
+            )),
+            None => ctx.out.line(format!("  {} {}", item.object.label(), action.as_str())),
+        }
+        rows.push(row);
     }
     Ok(rows)
 }

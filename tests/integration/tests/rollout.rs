@@ -1024,3 +1024,41 @@ async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout
     );
     assert!(!lease_exists(&ns.0), "the Lease was not given back");
 }
+
+#[tokio::test]
+async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_are_removed() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-adopt"));
+    let docs = render(&ns.0, &images);
+
+    // The user's past: `kubectl apply` (client-side) of a render with one more ConfigMap key and
+    // one more env entry.
+    let mut theirs = docs.clone();
+    theirs.retain(|d| d["kind"] != "Job");
+    find(&mut theirs, "ConfigMap", "statuspage-settings")["data"]["IT_OLD_KEY"] = json!("x");
+    container(&mut theirs, "Deployment", "statuspage-worker")["env"] =
+        json!([{"name": "IT_OLD_ENV", "value": "1"}]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theirs.yaml");
+    let text: Vec<String> = theirs.iter().map(|d| serde_json::to_string(d).unwrap()).collect();
+    std::fs::write(&path, text.join("\n---\n")).unwrap();
+    let (ok, _, err) = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let settings =
+        report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "statuspage-settings").unwrap();
+    assert_eq!(settings["adopted_from"], "kubectl-client-side-apply", "{report}");
+
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let live = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(live["data"].get("IT_OLD_KEY"), None, "a key the render dropped stayed: {live}");
+    let worker = kubectl_json(&["-n", &ns.0, "get", "deployment", "statuspage-worker"]);
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["containers"][0].get("env"),
+        None,
+        "an env entry the render dropped stayed: {worker}"
+    );
+}
