@@ -11,6 +11,9 @@
 #   and kubectl wait --for=condition=complete; kubectl apply (workloads); kubectl rollout status x3
 # first: a fresh namespace. update: a new pod template (an annotation) for every Deployment.
 # CPU requests are made small so that both sides fit the stack's single 2-CPU node.
+# Also printed: for each statuspage-rollout run, the delay from the last pod becoming Ready (the
+# moment its watch event reached a `kubectl get pods --watch` started before the run) to the
+# tool's exit (goal: < 200 ms).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
@@ -86,7 +89,26 @@ prepare() {
   done
 }
 
-ours() { "$bin" --manifests "$work/$1/ours.yaml" --timeout 5m >/dev/null 2>"$work/ours.log" || { cat "$work/ours.log" >&2; return 1; }; }
+# stamp: each line of stdin prefixed with its arrival time.
+stamp() { while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
+# ours NS: run statuspage-rollout; sets $exit_at (its exit time) and $ready_gap_ms.
+ours() {
+  local events=$work/$1.events watcher
+  # One line per pod event, "<arrival time> <pod>|<deletionTimestamp>|<Ready>"; $! is kubectl.
+  kubectl -n "$1" get pods --watch-only \
+    -o jsonpath='{.metadata.name}|{.metadata.deletionTimestamp}|{.status.conditions[?(@.type=="Ready")].status}{"\n"}' \
+    > >(stamp >"$events") &
+  watcher=$!
+  sleep 0.5
+  "$bin" --manifests "$work/$1/ours.yaml" --timeout 5m >/dev/null 2>"$work/ours.log" || { kill "$watcher"; cat "$work/ours.log" >&2; return 1; }
+  exit_at=$EPOCHREALTIME
+  sleep 0.2
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
+  # The last first-Ready of a pod not being deleted, before the exit.
+  ready_gap_ms=$(awk -v exit_at="$exit_at" '{ split($2, f, "|"); if (f[2] == "" && f[3] == "True" && !(f[1] in seen) && $1 <= exit_at) { seen[f[1]] = 1; if ($1 > last) last = $1 } }
+    END { if (last) printf "%.0f", (exit_at - last) * 1000; else print "n/a" }' "$events")
+}
 theirs() {
   local dir=$work/$1 ns=$1 names job
   mapfile -t names < <(split "$ns" "$2")
@@ -103,20 +125,20 @@ theirs() {
 now() { date +%s.%N; }
 elapsed() { echo "$(now) - $1" | bc; }
 
-printf '| round | tool | first s | update s |\n|---|---|---|---|\n' >"$work/table"
+printf '| round | tool | first s | update s | last Ready -> exit ms (first, update) |\n|---|---|---|---|---|\n' >"$work/table"
 sum_first=0 sum_update=0
 for round in $(seq 1 "$rounds"); do
   a=bench-ours-$round-$RANDOM b=bench-kubectl-$round-$RANDOM
   prepare "$a"
   prepare "$b"
   split "$a" first >/dev/null
-  t=$(now); ours "$a"; ours_first=$(elapsed "$t")
+  t=$(now); ours "$a"; ours_first=$(elapsed "$t"); gap_first=$ready_gap_ms
   t=$(now); theirs "$b" first; cli_first=$(elapsed "$t")
   split "$a" update >/dev/null
-  t=$(now); ours "$a"; ours_update=$(elapsed "$t")
+  t=$(now); ours "$a"; ours_update=$(elapsed "$t"); gap_update=$ready_gap_ms
   t=$(now); theirs "$b" update; cli_update=$(elapsed "$t")
-  printf '| %s | statuspage-rollout | %.2f | %.2f |\n| %s | kubectl | %.2f | %.2f |\n' \
-    "$round" "$ours_first" "$ours_update" "$round" "$cli_first" "$cli_update" >>"$work/table"
+  printf '| %s | statuspage-rollout | %.2f | %.2f | %s, %s |\n| %s | kubectl | %.2f | %.2f | |\n' \
+    "$round" "$ours_first" "$ours_update" "$gap_first" "$gap_update" "$round" "$cli_first" "$cli_update" >>"$work/table"
   sum_first=$(echo "$sum_first + $ours_first / $cli_first" | bc -l)
   sum_update=$(echo "$sum_update + $ours_update / $cli_update" | bc -l)
 done

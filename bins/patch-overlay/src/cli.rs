@@ -18,7 +18,8 @@ const BINARY: &str = "statuspage-patch";
 /// Reads the release document (JSON) and prints it unchanged on stdout, so steps compose:
 /// `statuspage-build | statuspage-push | statuspage-patch --overlay DIR`. Only the images: block
 /// of the kustomization changes; comments, order and quoting stay as they are. Exit codes:
-/// 0 patched or already current, 1 --check found drift, 2 bad input (nothing written).
+/// 0 patched or already current, 1 --check found drift (or a render that does not run the
+/// release), 2 bad input or a patched render that does not run the release (nothing written).
 #[derive(Debug, Parser)]
 #[command(name = "statuspage-patch", version)]
 pub struct Args {
@@ -38,6 +39,10 @@ pub struct Args {
     /// Exit 1 when the overlay is not at the release (CI drift check); write nothing.
     #[arg(long, env = "STATUSPAGE_CHECK")]
     pub check: bool,
+    /// The kustomize binary: the patched overlay is rendered and must run every release image
+    /// as repository:tag@digest (otherwise exit 2 and nothing written; under --check exit 1).
+    #[arg(long, env = "STATUSPAGE_KUSTOMIZE", default_value = "kustomize")]
+    pub kustomize: PathBuf,
 }
 
 fn parse_image_names(values: &[String]) -> Result<BTreeMap<String, String>, PatchError> {
@@ -71,6 +76,7 @@ impl Args {
             overlay: self.overlay.clone(),
             image_names: parse_image_names(&self.image_names)?,
             mode,
+            kustomize: Some(self.kustomize.clone()),
         })
     }
 

@@ -119,6 +119,24 @@ pub enum PatchError {
         /// Which images differ, and how.
         details: String,
     },
+    /// `kustomize build` of the patched overlay failed.
+    #[error("kustomize build of {overlay} (patched) failed: {message}. Nothing was written")]
+    Render {
+        /// The overlay.
+        overlay: PathBuf,
+        /// kustomize's message, or why it could not run.
+        message: String,
+    },
+    /// The patched overlay does not deploy the release's images.
+    #[error("the overlay {overlay}, patched, does not run the release: {details}. {}", if *check { "Run statuspage-patch and look at the render" } else { "Nothing was written" })]
+    NotRendered {
+        /// The overlay.
+        overlay: PathBuf,
+        /// Which image, and what the render runs instead.
+        details: String,
+        /// Found by `--check` (exit 1) rather than a patch (exit 2).
+        check: bool,
+    },
     /// Writing Actions outputs failed.
     #[error(transparent)]
     Output(#[from] statuspage_common::actions::ActionsIoError),
@@ -140,7 +158,7 @@ impl PatchError {
 impl HasExitCode for PatchError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            PatchError::Drift { .. } => ExitCode::Failed,
+            PatchError::Drift { .. } | PatchError::NotRendered { check: true, .. } => ExitCode::Failed,
             PatchError::Output(_) => ExitCode::External,
             _ => ExitCode::Usage,
         }

@@ -3,11 +3,13 @@
 //! [`run`] validates everything first (the release's repositories, tags and digests, the overlay
 //! and its kustomization), computes the edit with [`kustomization::update`] (whole lines of the
 //! `images:` block only: comments, ordering and quoting elsewhere stay byte for byte), and then
-//! writes the file atomically, prints a diff (`--dry-run`), or reports drift (`--check`).
+//! renders the patched overlay to check that it runs the release ([`render`]), and then writes the
+//! file atomically, prints a diff (`--dry-run`), or reports drift (`--check`).
 
 pub mod cli;
 pub mod error;
 pub mod kustomization;
+pub mod render;
 pub mod report;
 
 use std::collections::BTreeMap;
@@ -40,6 +42,9 @@ pub struct PatchConfig {
     pub image_names: BTreeMap<String, String>,
     /// Write, dry run or check.
     pub mode: Mode,
+    /// The kustomize binary to render the patched overlay with, to check that it runs the
+    /// release (see [`render`]); `None` skips the check.
+    pub kustomize: Option<PathBuf>,
 }
 
 /// What a patch run did (or, in dry-run and check mode, would do).
@@ -140,6 +145,11 @@ pub fn run(config: &PatchConfig, release: &Release, origin: &str) -> Result<Patc
         std::fs::read_to_string(&path).map_err(|source| PatchError::Read { path: path.clone(), source })?;
     let update = kustomization::update(&text, &path, &wanted)?;
     let mut written = false;
+    if let Some(kustomize) = &config.kustomize
+        && !(config.mode == Mode::Check && update.changed())
+    {
+        render::verify(&config.overlay, &path, &update.text, release, kustomize, config.mode == Mode::Check)?;
+    }
     match config.mode {
         Mode::Check if update.changed() => {
             let details = update
@@ -214,7 +224,7 @@ mod tests {
     }
 
     fn config(dir: &Path, mode: Mode) -> PatchConfig {
-        PatchConfig { overlay: dir.to_path_buf(), image_names: BTreeMap::new(), mode }
+        PatchConfig { overlay: dir.to_path_buf(), image_names: BTreeMap::new(), mode, kustomize: None }
     }
 
     #[test]

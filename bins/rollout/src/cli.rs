@@ -7,8 +7,9 @@ use clap::Parser;
 use statuspage_common::ExitCode;
 use statuspage_common::actions::{self, OutputFile};
 
-use crate::report::{self, Report};
-use crate::{Input, RolloutConfig, RolloutError};
+use crate::report::{self, Report, RunResult};
+use crate::stop::Stop;
+use crate::{Input, Outcome, RolloutConfig, RolloutError};
 
 const BINARY: &str = "statuspage-rollout";
 
@@ -16,19 +17,15 @@ const BINARY: &str = "statuspage-rollout";
 /// Job, server-side apply, wait for every Deployment, diagnose and roll back on failure.
 ///
 /// Prints a report (JSON) on stdout, progress on stderr. Exit codes: 0 deployed (or dry run
-/// passed), 1 the migration or the rollout failed (not rolled back), 2 bad input or an object
-/// refused by the dry run (nothing applied), 3 the Kubernetes API failed, 4 failed and rolled
-/// back, 5 failed and the rollback failed too.
+/// passed), 1 the migration or the rollout failed (not rolled back) or a signal stopped it,
+/// 2 bad input or an object refused by validation (nothing applied), 3 the Kubernetes API failed
+/// or another rollout took the Lease, 4 failed and rolled back, 5 failed and the rollback failed too.
 #[derive(Debug, Parser)]
 #[command(name = "statuspage-rollout", version)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["overlay", "manifests"])))]
 pub struct Args {
     /// The kustomize overlay to render with `kustomize build`, e.g. manifests/app/overlays/production.
-    #[arg(
-        long,
-        env = "STATUSPAGE_OVERLAY",
-        conflicts_with = "manifests",
-        required_unless_present = "manifests"
-    )]
+    #[arg(long, env = "STATUSPAGE_OVERLAY")]
     pub overlay: Option<PathBuf>,
     /// Already rendered manifests (multi-document YAML) instead of --overlay; - for stdin.
     #[arg(long, env = "STATUSPAGE_MANIFESTS")]
@@ -62,6 +59,20 @@ pub struct Args {
     /// Validate (server-side dry run) and print the plan; change nothing but a missing namespace.
     #[arg(long, env = "STATUSPAGE_DRY_RUN")]
     pub dry_run: bool,
+    /// The release document (JSON, from statuspage-push): the render must run its images as
+    /// repository:tag@digest, and the report compares the running digests with it.
+    #[arg(long, env = "STATUSPAGE_RELEASE")]
+    pub release: Option<PathBuf>,
+}
+
+/// True for a DNS-1123 label (a namespace name).
+fn dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !name.is_empty()
+        && name.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// `90`, `90s`, `10m`, `1h` as a duration (`--timeout`; zero is refused).
@@ -120,33 +131,94 @@ impl Args {
                 fix: "name the field manager, e.g. statuspage".into(),
             });
         }
+        let namespace = self.namespace.clone().filter(|n| !n.is_empty());
+        if let Some(ns) = namespace.as_ref().filter(|ns| !dns_label(ns)) {
+            return Err(RolloutError::BadInput {
+                flag: "--namespace",
+                value: ns.clone(),
+                fix: "is not a valid namespace name: up to 63 lowercase letters, digits and '-', starting and ending alphanumeric".into(),
+            });
+        }
+        if !self.no_prune {
+            crate::selector::check(&self.prune_selector).map_err(|fix| RolloutError::BadInput {
+                flag: "--prune-selector",
+                value: self.prune_selector.clone(),
+                fix,
+            })?;
+        }
+        let release = match &self.release {
+            Some(path) => {
+                Some(statuspage_common::release::Release::read(path).map_err(|e| RolloutError::BadInput {
+                    flag: "--release",
+                    value: path.display().to_string(),
+                    fix: format!("{e}; pass the release document statuspage-push wrote"),
+                })?)
+            }
+            None => None,
+        };
         Ok(RolloutConfig {
             input,
-            namespace: self.namespace.clone().filter(|n| !n.is_empty()),
+            namespace,
             field_manager: self.field_manager.clone(),
             timeout: parse_timeout(&self.timeout)?,
             dry_run: self.dry_run,
             rollback: !self.no_rollback,
-            poll: Duration::from_millis(500),
             fail_fast_after: parse_duration("--fail-fast-after", &self.fail_fast_after)?,
             prune: !self.no_prune,
             prune_selector: self.prune_selector.clone(),
+            release,
         })
     }
 }
 
-/// Print the report and write the Actions outputs.
-fn publish(report: &Report) -> Result<(), RolloutError> {
+/// Print the report and write the Actions outputs. A failure to write them is reported but
+/// never changes the exit code the verdict gave.
+fn publish(report: &Report) {
     if let Ok(json) = serde_json::to_string_pretty(report) {
         println!("{json}");
     }
-    if actions::in_github_actions() {
-        if let Some(out) = OutputFile::from_env() {
-            report::write_outputs(&report.result, &out)?;
-        }
-        actions::append_step_summary(&report::summary_markdown(report))?;
+    write_outputs(report.result, Some(report));
+}
+
+fn write_outputs(result: RunResult, report: Option<&Report>) {
+    if !actions::in_github_actions() {
+        return;
     }
-    Ok(())
+    let written = (|| {
+        if let Some(out) = OutputFile::from_env() {
+            report::write_outputs(result, &out)?;
+        }
+        if let Some(report) = report {
+            actions::append_step_summary(&report::summary_markdown(report))?;
+        }
+        Ok::<_, RolloutError>(())
+    })();
+    if let Err(err) = written {
+        eprintln!("{BINARY}: warning: {err}");
+    }
+}
+
+/// The verdict's line on stderr, the report on stdout, the exit code.
+fn conclude(outcome: &Outcome) -> ExitCode {
+    match outcome.verdict.message() {
+        Some(message) => {
+            if actions::in_github_actions() {
+                actions::Annotation::error(message.clone()).emit();
+            }
+            eprintln!("{BINARY}: error: {message}");
+        }
+        None if outcome.verdict == crate::Verdict::DryRun => {
+            let changes =
+                outcome.report.objects.iter().filter(|o| o.action != report::Action::Unchanged).count();
+            eprintln!(
+                "dry run: {changes} of {} objects would change; nothing applied",
+                outcome.report.objects.len()
+            );
+        }
+        None => eprintln!("deployed to namespace {}", outcome.report.namespace),
+    }
+    publish(&outcome.report);
+    outcome.verdict.exit_code()
 }
 
 /// Run the command: everything `main` does after parsing.
@@ -157,35 +229,19 @@ pub fn main_with(args: Args) -> ExitCode {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|source| RolloutError::Read { path: "tokio runtime".into(), source })?;
-        match runtime.block_on(crate::run(&config)) {
-            Ok(report) => {
-                if config.dry_run {
-                    let changes = report.objects.iter().filter(|o| o.action != "unchanged").count();
-                    eprintln!(
-                        "dry run: {changes} of {} objects would change; nothing applied",
-                        report.objects.len()
-                    );
-                } else {
-                    eprintln!("deployed to namespace {}", report.namespace);
-                }
-                publish(&report)
-            }
-            Err(err) => {
-                if let Some(report) = err.report() {
-                    publish(report)?;
-                } else if actions::in_github_actions()
-                    && let Some(out) = OutputFile::from_env()
-                {
-                    report::write_outputs("failed", &out)?;
-                }
-                Err(err)
-            }
-        }
+            .map_err(RolloutError::Runtime)?;
+        runtime.block_on(async {
+            let stop = Stop::new();
+            stop.on_signals().map_err(RolloutError::Runtime)?;
+            crate::run(&config, &stop).await
+        })
     })();
     match result {
-        Ok(()) => ExitCode::Success,
-        Err(err) => statuspage_common::exit::report(BINARY, &err),
+        Ok(outcome) => conclude(&outcome),
+        Err(err) => {
+            write_outputs(RunResult::Failed, None);
+            statuspage_common::exit::report(BINARY, &err)
+        }
     }
 }
 

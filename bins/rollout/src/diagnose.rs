@@ -127,8 +127,9 @@ pub async fn pods(client: &kube::Client, namespace: &str, selector: &str, all: b
     out
 }
 
-/// The pod's distinct Warning event messages, latest last (probe failures, pull errors).
-async fn warning_events(client: &kube::Client, namespace: &str, pod: &str) -> Vec<String> {
+/// The object's distinct Warning event messages, latest last (probe failures, pull errors; a
+/// controller's FailedCreate).
+pub async fn warning_events(client: &kube::Client, namespace: &str, pod: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(client.clone(), namespace);
     let params = ListParams::default().fields(&format!("involvedObject.name={pod},type=Warning"));
     let Ok(list) = api.list(&params).await else { return Vec::new() };

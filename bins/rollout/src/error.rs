@@ -3,8 +3,6 @@
 use statuspage_common::ExitCode;
 use statuspage_common::exit::HasExitCode;
 
-use crate::report::Report;
-
 /// Everything that can stop a rollout.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
@@ -65,12 +63,30 @@ pub enum RolloutError {
         message: String,
     },
     /// The Kubernetes API failed (connection, permissions, a real apply refused).
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", describe(cause))]
     Kube {
         /// What was being done.
         what: String,
-        /// The client's error.
-        source: kube::Error,
+        /// The client's error (its text is in the message: no `caused by:` repeats it).
+        cause: kube::Error,
+    },
+    /// The API server could not be reached, after retries.
+    #[error(
+        "cannot reach the Kubernetes API server at {url} ({detail}; tried {attempts} times): check that the cluster is up and that KUBECONFIG points at it"
+    )]
+    Unreachable {
+        /// The server's URL from the kubeconfig.
+        url: String,
+        /// What failed.
+        detail: String,
+        /// How often it was tried.
+        attempts: u32,
+    },
+    /// The kubeconfig could not be loaded.
+    #[error("no usable kubeconfig ({detail}): set KUBECONFIG to a kubeconfig file, or run in a cluster")]
+    Kubeconfig {
+        /// Why.
+        detail: String,
     },
     /// Another rollout holds the namespace's Lease; nothing was changed.
     #[error(
@@ -82,63 +98,58 @@ pub enum RolloutError {
         /// The Lease's holder identity.
         holder: String,
     },
-    /// The migration Job failed; no workload was changed.
-    #[error("migration {job} failed: {reason}. The Deployments were not changed")]
-    MigrationFailed {
-        /// The Job's name.
-        job: String,
-        /// Why.
-        reason: String,
-        /// What was done so far.
-        report: Box<Report>,
+    /// Validation refused what is live in the cluster (paused, a running Job of another
+    /// template, an HPA fighting `replicas`, a render that does not run the release).
+    #[error("{object}: {message}. Nothing was applied")]
+    Refused {
+        /// `Kind/name` (or the file).
+        object: String,
+        /// What is wrong and what to do.
+        message: String,
     },
-    /// The rollout failed and was not rolled back (`--no-rollback`, or no previous revision).
-    #[error("rollout failed: {reason}")]
-    RolloutFailed {
-        /// Which Deployments failed and how.
-        reason: String,
-        /// What was done.
-        report: Box<Report>,
-    },
-    /// The rollout failed and every changed Deployment is back at its previous revision.
-    #[error("rollout failed and was rolled back: {reason}")]
-    RolledBack {
-        /// Which Deployments failed and how.
-        reason: String,
-        /// What was done.
-        report: Box<Report>,
-    },
-    /// The rollout failed and so did the rollback.
-    #[error("rollout failed ({reason}) and the rollback failed too: {rollback}. Look at the namespace now")]
-    RollbackFailed {
-        /// Which Deployments failed and how.
-        reason: String,
-        /// What went wrong rolling back.
-        rollback: String,
-        /// What was done.
-        report: Box<Report>,
-    },
+    /// The async runtime or the signal handlers could not be set up.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     /// Writing Actions outputs failed.
     #[error(transparent)]
     Output(#[from] statuspage_common::actions::ActionsIoError),
 }
 
 impl RolloutError {
-    /// The report of a run that got as far as changing the cluster.
-    pub fn report(&self) -> Option<&Report> {
-        match self {
-            RolloutError::MigrationFailed { report, .. }
-            | RolloutError::RolloutFailed { report, .. }
-            | RolloutError::RolledBack { report, .. }
-            | RolloutError::RollbackFailed { report, .. } => Some(report),
-            _ => None,
-        }
-    }
-
     /// A Kubernetes API error with what was being done.
     pub fn kube(what: impl Into<String>) -> impl FnOnce(kube::Error) -> RolloutError {
         let what = what.into();
-        move |source| RolloutError::Kube { what, source }
+        move |cause| RolloutError::Kube { what, cause }
+    }
+}
+
+/// A Kubernetes client error in one line: the API server's own message for a refusal (never a
+/// `Status { … }` dump), what to do for authentication and permission failures.
+pub fn describe(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let message =
+                if status.message.is_empty() { status.reason.as_str() } else { status.message.as_str() };
+            match status.code {
+                401 => format!(
+                    "401 Unauthorized: the API server refused the credentials ({message}); renew the token in KUBECONFIG"
+                ),
+                403 => format!("403 Forbidden: {message}; grant the deployer's Role this permission"),
+                code => format!("{code} {}: {message}", status.reason),
+            }
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let line = cause.to_string();
+                if !text.contains(&line) {
+                    text.push_str(&format!(": {line}"));
+                }
+                source = std::error::Error::source(cause);
+            }
+            text
+        }
     }
 }
 
@@ -150,13 +161,14 @@ impl HasExitCode for RolloutError {
             | RolloutError::Read { .. }
             | RolloutError::Manifest { .. }
             | RolloutError::UnknownKind { .. }
-            | RolloutError::Rejected { .. } => ExitCode::Usage,
-            RolloutError::Kube { .. } | RolloutError::Output(_) | RolloutError::Busy { .. } => {
-                ExitCode::External
-            }
-            RolloutError::MigrationFailed { .. } | RolloutError::RolloutFailed { .. } => ExitCode::Failed,
-            RolloutError::RolledBack { .. } => ExitCode::RolledBack,
-            RolloutError::RollbackFailed { .. } => ExitCode::RollbackFailed,
+            | RolloutError::Rejected { .. }
+            | RolloutError::Refused { .. }
+            | RolloutError::Kubeconfig { .. } => ExitCode::Usage,
+            RolloutError::Kube { .. }
+            | RolloutError::Unreachable { .. }
+            | RolloutError::Output(_)
+            | RolloutError::Runtime(_)
+            | RolloutError::Busy { .. } => ExitCode::External,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Object {
     pub object: DynamicObject,
     /// Its group, version and kind.
     pub gvk: GroupVersionKind,
+    /// Its 1-based document number in the render.
+    pub document: usize,
 }
 
 impl Object {
@@ -59,9 +61,15 @@ impl Object {
         )
     }
 
-    /// True for a Deployment.
-    pub fn is_deployment(&self) -> bool {
-        self.gvk.group == "apps" && self.gvk.kind == "Deployment"
+    /// True for the workloads whose rollout is awaited: Deployments, StatefulSets, DaemonSets.
+    pub fn is_awaited(&self) -> bool {
+        self.gvk.group == "apps"
+            && matches!(self.gvk.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
+    }
+
+    /// True for a `group`/`kind` object.
+    pub fn is(&self, group: &str, kind: &str) -> bool {
+        self.gvk.group == group && self.gvk.kind == kind
     }
 
     /// The order objects are applied in: what others refer to first.
@@ -86,6 +94,7 @@ impl Object {
 /// have `apiVersion`, `kind` and `metadata.name`.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<Object>, RolloutError> {
     let mut objects = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let bad = |message: String| RolloutError::Manifest {
             origin: origin.to_string(),
@@ -111,7 +120,21 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Object>, RolloutError> {
             return Err(bad(format!("{} has no metadata.name", types.kind)));
         }
         let gvk = GroupVersionKind::try_from(&types).map_err(|e| bad(format!("bad apiVersion: {e}")))?;
-        objects.push(Object { object, gvk });
+        let key = (
+            gvk.group.clone(),
+            gvk.kind.clone(),
+            object.metadata.namespace.clone(),
+            object.metadata.name.clone(),
+        );
+        if let Some(first) = seen.insert(key, index + 1) {
+            return Err(bad(format!(
+                "is {}/{} again (document {first} is the same object): the later one would silently \
+                 replace the earlier; keep one",
+                gvk.kind,
+                object.metadata.name.as_deref().unwrap_or_default()
+            )));
+        }
+        objects.push(Object { object, gvk, document: index + 1 });
     }
     if objects.is_empty() {
         return Err(RolloutError::Manifest {
@@ -148,26 +171,21 @@ pub fn template_images(data: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The per-release copy of the migration Job template: named `<name>-<first 12 characters of
-/// the image tag>` (the commit), or `<name>-<12 hex of a hash of the pod template>` when the
-/// image has no usable tag; marked `statuspage.io/role: migration`.
+/// The per-release copy of the migration Job template: named `<name>-<10 hex of a hash of the pod
+/// template>` (images with their digests included, so another release or a changed command is
+/// another Job), marked `statuspage.io/role: migration`.
 pub fn migration_copy(template: &Object) -> Object {
     let mut copy = template.clone();
-    let images = template_images(&template.object.data);
-    let suffix = images
-        .first()
-        .and_then(|i| image_tag(i))
-        .filter(|t| t.len() >= 12 && t.chars().take(12).all(|c| c.is_ascii_alphanumeric()))
-        .map(|t| t[..12].to_ascii_lowercase())
-        .unwrap_or_else(|| {
-            let template = template.object.data.pointer("/spec/template").cloned().unwrap_or_default();
-            let hash = Sha256::digest(template.to_string().as_bytes());
-            hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
-        });
-    copy.object.metadata.name = Some(format!("{}-{suffix}", template.name()));
-    if let Some(annotations) = copy.object.metadata.annotations.as_mut() {
-        annotations.insert(ROLE_ANNOTATION.into(), MIGRATION_COPY.into());
-    }
+    let pod = template.object.data.pointer("/spec/template").cloned().unwrap_or_default();
+    let hash = Sha256::digest(pod.to_string().as_bytes());
+    let suffix: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    let base: String = template.name().chars().take(52).collect();
+    copy.object.metadata.name = Some(format!("{base}-{suffix}"));
+    copy.object
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(ROLE_ANNOTATION.into(), MIGRATION_COPY.into());
     copy
 }
 
@@ -223,23 +241,30 @@ metadata:
         assert_eq!(labels, ["Namespace/app", "ServiceAccount/web", "Job/migrate", "Deployment/web"]);
         assert_eq!(declared_namespace(&objects).as_deref(), Some("app"));
         assert!(objects[2].is_migration_template());
-        assert!(objects[3].is_workload() && objects[3].is_deployment());
+        assert!(objects[3].is_workload() && objects[3].is_awaited());
     }
 
     #[test]
-    fn migration_copy_is_named_after_the_commit() {
+    fn migration_copy_is_named_after_its_pod_template() {
         let objects = parse(RENDER, "render").unwrap();
         let copy = migration_copy(&objects[2]);
-        assert_eq!(copy.name(), "migrate-0123456789ab");
+        assert!(copy.name().starts_with("migrate-") && copy.name().len() == "migrate-".len() + 10);
         assert!(!copy.is_migration_template());
+        let changed = RENDER.replace("args: [release]", "args: [release, --fake]");
+        let other = migration_copy(&parse(&changed, "render").unwrap()[2]);
+        assert_ne!(copy.name(), other.name(), "another command is another Job");
     }
 
     #[test]
-    fn migration_copy_without_tag_uses_a_template_hash() {
-        let text = RENDER.replace(":0123456789abcdef0123456789abcdef01234567@sha256:aa", "@sha256:aa");
-        let objects = parse(&text, "render").unwrap();
-        let name = migration_copy(&objects[2]).name().to_string();
-        assert!(name.starts_with("migrate-") && name.len() == "migrate-".len() + 12, "{name}");
+    fn the_same_object_twice_is_refused_naming_both_documents() {
+        let twice = format!(
+            "{RENDER}---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n  namespace: app\n"
+        );
+        let err = parse(&twice, "x.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("document 5") && err.contains("document 4") && err.contains("ServiceAccount/web"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Container waiting reasons that do not cure themselves: waiting out the whole progress
 /// deadline (600 s by default) for them only delays the rollback.
@@ -65,53 +66,148 @@ impl FailFast {
     }
 }
 
-/// Where a Deployment's rollout stands.
+/// Where a workload's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeploymentState {
+pub enum RolloutState {
     /// Still rolling out; the text says what is awaited.
     Progressing(String),
     /// Every replica is updated and available.
     Complete,
-    /// The controller gave up (`ProgressDeadlineExceeded`) or the spec cannot be rolled out.
+    /// The controller gave up, the spec cannot be rolled out, or the Deployment is paused.
     Failed(String),
+    /// Its update strategy (`OnDelete`) replaces pods only when someone deletes them.
+    NotAwaitable(String),
 }
 
-/// Evaluate a Deployment's rollout from its status.
-pub fn deployment_state(deployment: &Deployment) -> DeploymentState {
+/// True when a condition was written after `since` (this run's change, in the API server's
+/// clock). Conditions are stamped to the second, so one written in the same second as the change
+/// may predate it: it does not count (a real failure is written again later).
+fn written_after(time: Option<&Time>, since: Option<&Time>) -> bool {
+    match (time, since) {
+        (_, None) => true,
+        (Some(time), Some(since)) => time.0.as_second() > since.0.as_second(),
+        (None, Some(_)) => false,
+    }
+}
+
+/// A Deployment's rollout the way `kubectl rollout status` reads it. `since`: when this run
+/// changed it; conditions written before then describe an earlier change and are ignored.
+pub fn deployment_state(deployment: &Deployment, since: Option<&Time>) -> RolloutState {
+    let name = deployment.metadata.name.as_deref().unwrap_or_default();
+    let spec = deployment.spec.clone().unwrap_or_default();
+    if spec.paused == Some(true) {
+        return RolloutState::Failed(format!(
+            "paused (kubectl rollout pause): it will not roll out; resume it with \
+             `kubectl rollout resume deployment/{name}`"
+        ));
+    }
     let generation = deployment.metadata.generation.unwrap_or(0);
     let Some(status) = deployment.status.as_ref() else {
-        return DeploymentState::Progressing("waiting for the controller to observe it".into());
+        return RolloutState::Progressing("waiting for the controller to observe it".into());
     };
     if status.observed_generation.unwrap_or(0) < generation {
-        return DeploymentState::Progressing("waiting for the controller to observe the new spec".into());
+        return RolloutState::Progressing("waiting for the controller to observe the new spec".into());
     }
     for condition in status.conditions.iter().flatten() {
+        if !written_after(condition.last_update_time.as_ref(), since) {
+            continue;
+        }
         let reason = condition.reason.as_deref().unwrap_or_default();
         if condition.type_ == "Progressing" && reason == "ProgressDeadlineExceeded" {
-            return DeploymentState::Failed(format!(
+            return RolloutState::Failed(format!(
                 "ProgressDeadlineExceeded: {}",
                 condition.message.as_deref().unwrap_or("no progress within progressDeadlineSeconds")
             ));
         }
         if condition.type_ == "ReplicaFailure" && condition.status == "True" {
-            return DeploymentState::Failed(format!(
+            return RolloutState::Failed(format!(
                 "ReplicaFailure {reason}: {}",
                 condition.message.as_deref().unwrap_or_default()
             ));
         }
     }
-    let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let wanted = spec.replicas.unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
     if updated < wanted {
-        DeploymentState::Progressing(format!("{updated} of {wanted} replicas updated"))
+        RolloutState::Progressing(format!("{updated} of {wanted} replicas updated"))
     } else if total > updated {
-        DeploymentState::Progressing(format!("{} old replicas pending termination", total - updated))
+        RolloutState::Progressing(format!("{} old replicas pending termination", total - updated))
     } else if available < updated {
-        DeploymentState::Progressing(format!("{available} of {updated} updated replicas available"))
+        RolloutState::Progressing(format!("{available} of {updated} updated replicas available"))
     } else {
-        DeploymentState::Complete
+        RolloutState::Complete
+    }
+}
+
+/// A StatefulSet's rollout the way `kubectl rollout status` reads it: generation, ready and
+/// updated replicas, `partition`, `updateRevision` against `currentRevision`.
+pub fn statefulset_state(set: &StatefulSet) -> RolloutState {
+    let spec = set.spec.clone().unwrap_or_default();
+    let strategy = spec.update_strategy.clone().unwrap_or_default();
+    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
+        return RolloutState::NotAwaitable(format!(
+            "updateStrategy {}: pods are replaced only when deleted",
+            strategy.type_.unwrap_or_default()
+        ));
+    }
+    let Some(status) = set.status.as_ref() else {
+        return RolloutState::Progressing("waiting for the controller to observe it".into());
+    };
+    if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
+        return RolloutState::Progressing("waiting for the controller to observe the new spec".into());
+    }
+    let wanted = spec.replicas.unwrap_or(1);
+    let ready = status.ready_replicas.unwrap_or(0);
+    if ready < wanted {
+        return RolloutState::Progressing(format!("{ready} of {wanted} pods ready"));
+    }
+    let partition = strategy.rolling_update.and_then(|r| r.partition).unwrap_or(0);
+    if partition > 0 {
+        let updated = status.updated_replicas.unwrap_or(0);
+        return if updated < wanted - partition {
+            RolloutState::Progressing(format!(
+                "{updated} of {} pods updated (partition {partition})",
+                wanted - partition
+            ))
+        } else {
+            RolloutState::Complete
+        };
+    }
+    match (&status.update_revision, &status.current_revision) {
+        (Some(update), Some(current)) if update != current => RolloutState::Progressing(format!(
+            "{} of {wanted} pods at revision {update}",
+            status.updated_replicas.unwrap_or(0)
+        )),
+        _ => RolloutState::Complete,
+    }
+}
+
+/// A DaemonSet's rollout the way `kubectl rollout status` reads it.
+pub fn daemonset_state(set: &DaemonSet) -> RolloutState {
+    let strategy = set.spec.as_ref().and_then(|s| s.update_strategy.clone()).unwrap_or_default();
+    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
+        return RolloutState::NotAwaitable(format!(
+            "updateStrategy {}: pods are replaced only when deleted",
+            strategy.type_.unwrap_or_default()
+        ));
+    }
+    let Some(status) = set.status.as_ref() else {
+        return RolloutState::Progressing("waiting for the controller to observe it".into());
+    };
+    if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
+        return RolloutState::Progressing("waiting for the controller to observe the new spec".into());
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    if updated < desired {
+        RolloutState::Progressing(format!("{updated} of {desired} pods updated"))
+    } else if available < desired {
+        RolloutState::Progressing(format!("{available} of {desired} updated pods available"))
+    } else {
+        RolloutState::Complete
     }
 }
 
@@ -202,35 +298,87 @@ mod tests {
     #[test]
     fn deployment_states() {
         let d = deployment(2, json!({"observedGeneration": 1}));
-        assert!(matches!(deployment_state(&d), DeploymentState::Progressing(_)));
+        assert!(matches!(deployment_state(&d, None), RolloutState::Progressing(_)));
         let d = deployment(
             2,
             json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 3}),
         );
         assert_eq!(
-            deployment_state(&d),
-            DeploymentState::Progressing("1 old replicas pending termination".into())
+            deployment_state(&d, None),
+            RolloutState::Progressing("1 old replicas pending termination".into())
         );
         let d = deployment(
             2,
             json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}),
         );
         assert_eq!(
-            deployment_state(&d),
-            DeploymentState::Progressing("1 of 2 updated replicas available".into())
+            deployment_state(&d, None),
+            RolloutState::Progressing("1 of 2 updated replicas available".into())
         );
         let d = deployment(
             2,
             json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
         );
-        assert_eq!(deployment_state(&d), DeploymentState::Complete);
+        assert_eq!(deployment_state(&d, None), RolloutState::Complete);
         let d = deployment(
             2,
             json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "conditions": [
                 {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
                  "message": "ReplicaSet \"web-1\" has timed out progressing."}]}),
         );
-        assert!(matches!(deployment_state(&d), DeploymentState::Failed(m) if m.contains("timed out")));
+        assert!(matches!(deployment_state(&d, None), RolloutState::Failed(m) if m.contains("timed out")));
+    }
+
+    #[test]
+    fn conditions_older_than_the_change_do_not_count() {
+        let d = deployment(
+            3,
+            json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1,
+                   "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                   "lastUpdateTime": "2026-01-01T00:00:10Z"}]}),
+        );
+        let at = |s: &str| Time(s.parse().unwrap());
+        assert!(matches!(
+            deployment_state(&d, Some(&at("2026-01-01T00:00:10Z"))),
+            RolloutState::Progressing(_)
+        ));
+        assert!(matches!(deployment_state(&d, Some(&at("2026-01-01T00:00:09Z"))), RolloutState::Failed(_)));
+    }
+
+    #[test]
+    fn a_paused_deployment_fails_at_once() {
+        let mut d = deployment(2, json!({"observedGeneration": 2}));
+        d.spec.as_mut().unwrap().paused = Some(true);
+        assert!(
+            matches!(deployment_state(&d, None), RolloutState::Failed(m) if m.contains("rollout resume"))
+        );
+    }
+
+    #[test]
+    fn statefulset_and_daemonset_states() {
+        let sts: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "db", "generation": 2},
+            "spec": {"replicas": 2, "selector": {}, "serviceName": "db", "template": {}},
+            "status": {"observedGeneration": 2, "replicas": 2, "readyReplicas": 2, "updatedReplicas": 1,
+                       "currentRevision": "db-1", "updateRevision": "db-2"}
+        }))
+        .unwrap();
+        assert!(matches!(statefulset_state(&sts), RolloutState::Progressing(m) if m.contains("db-2")));
+        let mut done = sts.clone();
+        done.status.as_mut().unwrap().current_revision = Some("db-2".into());
+        assert_eq!(statefulset_state(&done), RolloutState::Complete);
+        let mut on_delete = sts;
+        on_delete.spec.as_mut().unwrap().update_strategy =
+            Some(serde_json::from_value(json!({"type": "OnDelete"})).unwrap());
+        assert!(matches!(statefulset_state(&on_delete), RolloutState::NotAwaitable(_)));
+        let ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "fb", "generation": 1},
+            "spec": {"selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "desiredNumberScheduled": 1, "currentNumberScheduled": 1,
+                       "numberMisscheduled": 0, "numberReady": 0, "updatedNumberScheduled": 1, "numberAvailable": 0}
+        }))
+        .unwrap();
+        assert!(matches!(daemonset_state(&ds), RolloutState::Progressing(m) if m.contains("0 of 1")));
     }
 
     #[test]

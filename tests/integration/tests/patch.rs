@@ -99,7 +99,12 @@ fn images(objects: &[Value]) -> BTreeMap<String, Vec<String>> {
 fn patched_production_overlay_renders_the_release_images_and_keeps_its_comments() {
     let (_dir, production) = app_copy();
     let before = std::fs::read_to_string(production.join("kustomization.yaml")).unwrap();
-    let config = PatchConfig { overlay: production.clone(), image_names: BTreeMap::new(), mode: Mode::Write };
+    let config = PatchConfig {
+        overlay: production.clone(),
+        image_names: BTreeMap::new(),
+        mode: Mode::Write,
+        kustomize: Some("kustomize".into()),
+    };
     let outcome = statuspage_patch_overlay::run(&config, &release(), "release.json").unwrap();
     assert!(outcome.written);
 
@@ -175,4 +180,41 @@ fn binary_refuses_a_bad_release_with_exit_2_and_passes_a_good_one_through() {
     assert_eq!(err.lines().filter(|l| l.contains(" changed ")).count(), 3, "{err}");
     let (code, _, err) = patch_binary(&["--overlay", overlay, "--check"], &json);
     assert_eq!(code, 0, "at the release after the patch: {err}");
+}
+
+#[test]
+fn a_base_that_renames_the_image_is_refused_by_the_patch_and_by_check() {
+    let (_dir, production) = app_copy();
+    let kustomization = production.join("kustomization.yaml");
+    // The base now renames the web image: the overlay's entry no longer matches it.
+    let base = production.join("../../base/kustomization.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let renamed = text.replace(
+        "  - name: statuspage-web\n",
+        "  - name: statuspage-web\n    newName: example.com/renamed-web\n",
+    );
+    assert_ne!(renamed, text, "the base's images: entry for statuspage-web");
+    std::fs::write(&base, renamed).unwrap();
+    let before = std::fs::read_to_string(&kustomization).unwrap();
+    let overlay = production.to_str().unwrap();
+    let json = release().to_json();
+
+    let (code, out, err) = patch_binary(&["--overlay", overlay], &json);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("does not run the release") && err.contains("release image web"), "{err}");
+    assert!(err.contains("example.com/renamed-web"), "the render's image is named: {err}");
+    assert_eq!(std::fs::read_to_string(&kustomization).unwrap(), before, "nothing written");
+
+    // A kustomization already at the release (written without the check) fails --check with 1.
+    let config = PatchConfig {
+        overlay: production.clone(),
+        image_names: BTreeMap::new(),
+        mode: Mode::Write,
+        kustomize: None,
+    };
+    statuspage_patch_overlay::run(&config, &release(), "release.json").unwrap();
+    let (code, _, err) = patch_binary(&["--overlay", overlay, "--check"], &json);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("release image web"), "{err}");
 }

@@ -225,7 +225,7 @@ fn deployments(namespace: &str) -> Vec<Value> {
 }
 
 fn deployment_report<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["deployments"].as_array().unwrap().iter().find(|d| d["name"] == name).unwrap()
+    report["workloads"].as_array().unwrap().iter().find(|d| d["name"] == name).unwrap()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -486,4 +486,579 @@ async fn a_second_rollout_waits_its_turn_and_an_expired_lease_is_taken_over() {
     let left =
         Command::new("kubectl").args(["-n", &ns.0, "get", "lease", "statuspage-rollout"]).output().unwrap();
     assert!(!left.status.success(), "the Lease was not given back");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Rollout v2 (issue 14) and clean ends (issue 13).
+// ------------------------------------------------------------------------------------------------
+
+fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("kubectl").args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn kubectl_apply(value: &Value) {
+    let mut child = Command::new("kubectl")
+        .args(["apply", "--server-side", "--force-conflicts", "--field-manager=test", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(value.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn workload_report<'a>(report: &'a Value, kind: &str, name: &str) -> &'a Value {
+    report["workloads"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no workloads in {report}"))
+        .iter()
+        .find(|d| d["kind"] == kind && d["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name} in {report}"))
+}
+
+fn container<'a>(docs: &'a mut [Value], kind: &str, name: &str) -> &'a mut Value {
+    &mut find(docs, kind, name)["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// A StatefulSet and a DaemonSet with the worker's pod template (its security context passes the
+/// namespace's Pod Security level), short grace periods.
+fn stateful_and_daemon(docs: &mut [Value]) -> Vec<Value> {
+    let worker = find(docs, "Deployment", "statuspage-worker").clone();
+    let namespace = worker["metadata"]["namespace"].clone();
+    let make = |kind: &str, name: &str| {
+        let mut template = worker["spec"]["template"].clone();
+        template["metadata"]["labels"]["app.kubernetes.io/component"] = json!(name);
+        template["spec"]["terminationGracePeriodSeconds"] = json!(2);
+        let selector = json!({"matchLabels": {"app.kubernetes.io/component": name}});
+        let mut spec = json!({"selector": selector, "template": template});
+        if kind == "StatefulSet" {
+            spec["replicas"] = json!(1);
+            spec["serviceName"] = json!(name);
+        }
+        json!({"apiVersion": "apps/v1", "kind": kind,
+               "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "statuspage"}},
+               "spec": spec})
+    };
+    vec![make("StatefulSet", "it-state"), make("DaemonSet", "it-daemon")]
+}
+
+#[tokio::test]
+async fn issue14_statefulsets_and_daemonsets_are_awaited_and_rolled_back() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-kinds"));
+    let mut docs = render(&ns.0, &images);
+    let extra = stateful_and_daemon(&mut docs);
+    docs.extend(extra);
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for (kind, name) in [("StatefulSet", "it-state"), ("DaemonSet", "it-daemon")] {
+        let w = workload_report(&report, kind, name);
+        assert_eq!(w["result"], "available", "{w}");
+        assert_eq!(w["ready_replicas"], 1, "{w}");
+    }
+
+    // The failing input of the issue: images that do not exist. Exit 0 "deployed" before.
+    let broken = format!("{}:does-not-exist", images["worker"].rsplit_once(':').unwrap().0);
+    for name in ["it-state", "it-daemon"] {
+        let kind = if name == "it-state" { "StatefulSet" } else { "DaemonSet" };
+        container(&mut docs, kind, name)["image"] = json!(broken);
+    }
+    let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "5s"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("ErrImagePull") || stderr.contains("ImagePullBackOff"), "{stderr}");
+    assert_eq!(report["result"], "rolled-back", "{report}");
+    let live = kubectl_json(&["-n", &ns.0, "get", "statefulset,daemonset"]);
+    for item in live["items"].as_array().unwrap() {
+        assert_eq!(
+            item["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!(images["worker"]),
+            "{} not rolled back",
+            item["metadata"]["name"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn issue14_a_paused_deployment_is_refused_and_nothing_is_applied() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-paused"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (ok, _, err) = kubectl(&["-n", &ns.0, "rollout", "pause", "deployment/statuspage-worker"]);
+    assert!(ok, "{err}");
+
+    container(&mut docs, "Deployment", "statuspage-worker")["env"] = json!([{"name": "NEW", "value": "1"}]);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_MARK"] = json!("changed");
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(report, Value::Null);
+    assert!(
+        stderr.contains("Deployment/statuspage-worker")
+            && stderr.contains("paused")
+            && stderr.contains("rollout resume deployment/statuspage-worker"),
+        "{stderr}"
+    );
+    let live = kubectl_json(&["-n", &ns.0, "get", "deployment", "statuspage-worker"]);
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0].get("env"),
+        None,
+        "the paused Deployment got the template"
+    );
+    let settings = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(settings["data"].get("IT_MARK"), None, "configuration applied after a refusal");
+}
+
+#[tokio::test]
+async fn issue14_running_lists_only_the_current_revision_and_counts_terminating_pods() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-running"));
+    let mut docs = render(&ns.0, &images);
+    let worker = find(&mut docs, "Deployment", "statuspage-worker");
+    worker["spec"]["replicas"] = json!(2);
+    worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(60);
+    worker["spec"]["template"]["spec"]["containers"][0]["lifecycle"] =
+        json!({"preStop": {"sleep": {"seconds": 30}}});
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let old = workload_report(&report, "Deployment", "statuspage-worker")["running"].clone();
+    assert_eq!(old.as_array().unwrap().len(), 1, "{old}");
+
+    // Another image (the scheduler's, run as the worker role): another digest.
+    container(&mut docs, "Deployment", "statuspage-worker")["image"] = json!(images["scheduler"]);
+    container(&mut docs, "Deployment", "statuspage-worker")["args"] = json!(["worker"]);
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let w = workload_report(&report, "Deployment", "statuspage-worker");
+    let running = w["running"].as_array().unwrap();
+    assert_eq!(running.len(), 1, "old pods listed as running: {w}");
+    assert_ne!(running[0], old[0], "{w}");
+    assert!(w["terminating"].as_u64().unwrap() >= 1, "the old pods (30 s preStop) are terminating: {w}");
+}
+
+#[tokio::test]
+async fn issue14_a_changed_migration_template_is_a_new_job_and_a_running_other_one_is_refused() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-job"));
+    let mut docs = render(&ns.0, &images);
+    let (code, first, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // Same image tag, another command: before, the same Job name and "field is immutable".
+    container(&mut docs, "Job", "statuspage-migrate")["env"] = json!([{"name": "IT_STEP", "value": "2"}]);
+    let (code, second, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_ne!(second["migration"]["job"], first["migration"]["job"], "{second}");
+    assert_eq!(second["migration"]["result"], "complete", "{second}");
+
+    // A migration of another template still running: refused, nothing applied.
+    kubectl_apply(&json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "statuspage-migrate-other", "namespace": ns.0,
+                     "annotations": {"statuspage.io/role": "migration"}},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "imagePullSecrets": [{"name": "registry-credentials"}],
+            "containers": [{"name": "sleep", "image": images["web"], "command": ["sleep", "600"],
+                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}
+    }));
+    container(&mut docs, "Job", "statuspage-migrate")["env"] = json!([{"name": "IT_STEP", "value": "3"}]);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_MARK"] = json!("changed");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Job/statuspage-migrate-other") && stderr.contains("still running"), "{stderr}");
+    let settings = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(settings["data"].get("IT_MARK"), None, "configuration applied after a refusal");
+}
+
+/// The registry digest the report says `component`'s pods run.
+fn running_digest(report: &Value, component: &str) -> String {
+    let id = workload_report(report, "Deployment", &format!("statuspage-{component}"))["running"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    id.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or(id)
+}
+
+#[tokio::test]
+async fn issue14_the_render_must_run_the_release_and_the_report_compares_digests() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-release"));
+    let mut docs = render(&ns.0, &images);
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut release =
+        json!({"version": 1, "commit": "0123456789abcdef0123456789abcdef01234567", "images": {}});
+    for target in TARGETS {
+        let (repository, tag) = images[target].rsplit_once(':').unwrap();
+        let digest = running_digest(&report, target);
+        release["images"][target] = json!({"repository": repository, "tag": tag, "digest": digest});
+        let pinned = format!("{repository}:{tag}@{digest}");
+        container(&mut docs, "Deployment", &format!("statuspage-{target}"))["image"] = json!(pinned);
+        if target == "web" {
+            container(&mut docs, "Job", "statuspage-migrate")["image"] = json!(pinned);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("release.json");
+    std::fs::write(&path, release.to_string()).unwrap();
+    let (code, report, stderr) = rollout(&docs, &["--release", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    for check in report["release"].as_array().unwrap() {
+        assert_eq!(check["running"], true, "{report}");
+    }
+
+    // What a base renaming the image does: every web container runs another repository.
+    let renamed = images["web"].replace("demo-web", "renamed-web");
+    container(&mut docs, "Deployment", "statuspage-web")["image"] = json!(renamed);
+    container(&mut docs, "Job", "statuspage-migrate")["image"] = json!(renamed);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_MARK"] = json!("changed");
+    let (code, _, stderr) = rollout(&docs, &["--release", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("release image web") && stderr.contains("does not run"), "{stderr}");
+    let settings = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(settings["data"].get("IT_MARK"), None, "configuration applied after a refusal");
+
+    // A stale pin: the right repository at another tag, in one workload.
+    container(&mut docs, "Deployment", "statuspage-web")["image"] = json!(images["web"]);
+    container(&mut docs, "Job", "statuspage-migrate")["image"] = json!(images["web"]);
+    let pinned = workload_report(&report, "Deployment", "statuspage-web")["images"][0].clone();
+    container(&mut docs, "Job", "statuspage-migrate")["image"] = pinned;
+    let (code, _, stderr) = rollout(&docs, &["--release", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Deployment/statuspage-web") && stderr.contains("release image web"), "{stderr}");
+    let settings = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(settings["data"].get("IT_MARK"), None, "configuration applied after a refusal");
+}
+
+#[tokio::test]
+async fn issue14_a_progress_deadline_left_by_an_earlier_run_does_not_decide_this_one() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-stale"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let good = images["worker"].clone();
+    let broken = format!("{}:does-not-exist", good.rsplit_once(':').unwrap().0);
+    container(&mut docs, "Deployment", "statuspage-worker")["image"] = json!(broken);
+    let (code, _, stderr) = rollout(&docs, &["--no-rollback", "--fail-fast-after", "0"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("ProgressDeadlineExceeded"), "{stderr}");
+
+    // Back to the good template: its ReplicaSet exists, so the controller keeps the old
+    // ProgressDeadlineExceeded condition until it makes progress. It must not fail this run.
+    container(&mut docs, "Deployment", "statuspage-worker")["image"] = json!(good);
+    let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "0"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(workload_report(&report, "Deployment", "statuspage-worker")["result"], "available");
+}
+
+#[tokio::test]
+async fn issue14_an_hpa_and_replicas_on_one_deployment_are_refused_and_a_dropped_replicas_keeps_the_count() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-hpa"));
+    let mut docs = render(&ns.0, &images);
+    find(&mut docs, "Deployment", "statuspage-worker")["spec"]["replicas"] = json!(2);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The worker leaves replicas to an autoscaler from now on: the live count must stay at 2.
+    find(&mut docs, "Deployment", "statuspage-worker")["spec"].as_object_mut().unwrap().remove("replicas");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let live = kubectl_json(&["-n", &ns.0, "get", "deployment", "statuspage-worker"]);
+    assert_eq!(live["spec"]["replicas"], 2, "dropping replicas from the render scaled the worker down");
+
+    let web = find(&mut docs, "Deployment", "statuspage-web");
+    web["spec"]["replicas"] = json!(2);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Deployment/statuspage-web") && stderr.contains("HorizontalPodAutoscaler/"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn issue13_a_rollback_restores_the_configuration_the_pods_read() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-config"));
+    let mut docs = render(&ns.0, &images);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("old");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("new");
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_ADDED"] = json!("x");
+    container(&mut docs, "Deployment", "statuspage-web")["args"] = json!(["crash"]);
+    let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "5s"]);
+    assert_eq!(code, 4, "{stderr}");
+    let settings =
+        report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "statuspage-settings").unwrap();
+    assert_eq!(settings["action"], "restored", "{report}");
+    let live = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(live["data"]["IT_SETTING"], "old", "{live}");
+    assert_eq!(live["data"].get("IT_ADDED"), None, "{live}");
+
+    // A rolled-back pod that starts now reads the old value.
+    let (ok, _, err) =
+        kubectl(&["-n", &ns.0, "delete", "pod", "-l", "app.kubernetes.io/component=web", "--wait=true"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        kubectl(&["-n", &ns.0, "rollout", "status", "deployment/statuspage-web", "--timeout=90s"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = kubectl(&[
+        "-n",
+        &ns.0,
+        "exec",
+        "deployment/statuspage-web",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$IT_SETTING\"",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "old");
+}
+
+/// Start the binary on `docs`; returns the child and a receiver of its stderr lines.
+fn spawn_rollout(
+    docs: &[Value],
+    extra: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifests.yaml");
+    let text: Vec<String> = docs.iter().map(|d| serde_json::to_string(d).unwrap()).collect();
+    std::fs::write(&path, text.join("\n---\n")).unwrap();
+    let mut command = Command::new(statuspage_integration_tests::binary("statuspage-rollout"));
+    command
+        .args(["--manifests", path.to_str().unwrap(), "--timeout", "90s"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GITHUB_") || key.starts_with("STATUSPAGE_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx, dir)
+}
+
+/// Read stderr lines until one contains `needle`; all lines read so far.
+fn read_until(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let mut seen = String::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(needle) {
+            return seen;
+        }
+    }
+    panic!("never printed {needle:?}:\n{seen}");
+}
+
+fn finish_child(
+    mut child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    mut seen: String,
+) -> (i32, Value, String) {
+    use std::io::Read as _;
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    seen.extend(rx.iter().map(|l| l + "\n"));
+    (status.code().unwrap_or(-1), serde_json::from_str(&stdout).unwrap_or(Value::Null), seen)
+}
+
+fn lease_exists(namespace: &str) -> bool {
+    kubectl(&["-n", namespace, "get", "lease", "statuspage-rollout"]).0
+}
+
+#[tokio::test]
+async fn issue13_sigint_then_sigterm_during_the_wait_reports_releases_the_lease_and_a_rerun_converges() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-signal"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A rollout that would wait long: the new worker never becomes ready.
+    let worker = find(&mut docs, "Deployment", "statuspage-worker");
+    worker["spec"]["progressDeadlineSeconds"] = json!(600);
+    worker["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"exec": {"command": ["false"]}, "periodSeconds": 1});
+    let (child, rx, _dir) = spawn_rollout(&docs, &["--fail-fast-after", "0"]);
+    let seen = read_until(&rx, "wait for");
+    assert!(lease_exists(&ns.0), "no Lease while rolling out");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let (code, report, stderr) = finish_child(child, rx, seen);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    assert_eq!(report["result"], "stopped", "no report: {stderr}");
+    assert!(!lease_exists(&ns.0), "the Lease was left held");
+
+    // The next run converges (here: to a render that can become ready).
+    find(&mut docs, "Deployment", "statuspage-worker")["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("readinessProbe");
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["result"], "deployed");
+}
+
+#[tokio::test]
+async fn issue14_a_renewal_that_finds_another_holder_stops_with_exit_3() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-renew"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let worker = find(&mut docs, "Deployment", "statuspage-worker");
+    worker["spec"]["progressDeadlineSeconds"] = json!(600);
+    worker["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] =
+        json!({"exec": {"command": ["false"]}, "periodSeconds": 1});
+    let (child, rx, _dir) = spawn_rollout(&docs, &["--fail-fast-after", "0"]);
+    let seen = read_until(&rx, "wait for");
+    let lease = kubectl_json(&["-n", &ns.0, "get", "lease", "statuspage-rollout"]);
+    assert!(lease["spec"]["leaseDurationSeconds"].as_i64().unwrap() <= 60, "a long Lease: {lease}");
+
+    // Someone took the Lease over (as if ours had expired).
+    let now = lease["spec"]["renewTime"].as_str().unwrap().to_string();
+    put_lease(&ns.0, "ci-runner/77 (org/statuspage run 9)", &now);
+    let (code, report, stderr) = finish_child(child, rx, seen);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("ci-runner/77"), "{stderr}");
+    assert_eq!(report["result"], "stopped", "{report}");
+    assert_eq!(
+        kubectl_json(&["-n", &ns.0, "get", "lease", "statuspage-rollout"])["spec"]["holderIdentity"],
+        "ci-runner/77 (org/statuspage run 9)",
+        "the new holder's Lease was touched"
+    );
+}
+
+/// Stop the stack's kube-apiserver (as tests/stack/lib.sh's stack_stop does) and start it again
+/// with exactly the same command line, log file and pid file; wait until it is ready.
+fn restart_apiserver() {
+    let stack_dir = std::env::var("STATUSPAGE_STACK_DIR").unwrap_or_else(|_| "/tmp/statuspage-stack".into());
+    let pid_file = format!("{stack_dir}/pids/kube-apiserver.pid");
+    let pid = std::fs::read_to_string(&pid_file).expect("kube-apiserver's pid file").trim().to_string();
+    let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .expect("kube-apiserver's command line")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(argv[0].ends_with("kube-apiserver"), "{argv:?}");
+    let stopped = Command::new("kill").args(["-TERM", "--", &format!("-{pid}")]).status().unwrap();
+    assert!(stopped.success(), "could not stop kube-apiserver {pid}");
+    for _ in 0..200 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Started the way stack_start does (setsid, appending to its log), through a shell that
+    // returns at once: the API server outlives this test, its pid file owns it.
+    let log = format!("{stack_dir}/logs/kube-apiserver.log");
+    let started = Command::new("sh")
+        .args(["-c", "setsid \"$@\" >>\"$LOG\" 2>&1 </dev/null & echo $!", "sh"])
+        .args(&argv)
+        .env("LOG", &log)
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    std::fs::write(&pid_file, &started.stdout).unwrap();
+    for _ in 0..300 {
+        if kubectl(&["get", "--raw", "/readyz"]).0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("kube-apiserver did not come back within 60 s");
+}
+
+#[tokio::test]
+async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout_completes() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-restart"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The new worker becomes ready only after 20 s: the restart happens during the wait.
+    let worker = container(&mut docs, "Deployment", "statuspage-worker");
+    worker["readinessProbe"] = json!({"httpGet": {"path": "/-/readyz", "port": 9100}, "initialDelaySeconds": 20, "periodSeconds": 1});
+    let (child, rx, _dir) = spawn_rollout(&docs, &[]);
+    let seen = read_until(&rx, "wait for");
+    restart_apiserver();
+    let (code, report, stderr) = finish_child(child, rx, seen);
+    assert_eq!(code, 0, "{stderr}");
+    // The worker's new pod cannot be ready before 20 s, and the restart began once the wait
+    // had: the result was decided on watches resumed after the restart.
+    assert_eq!(
+        workload_report(&report, "Deployment", "statuspage-worker")["result"],
+        "available",
+        "{report}"
+    );
+    assert!(!lease_exists(&ns.0), "the Lease was not given back");
+}
+
+#[tokio::test]
+async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_are_removed() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-adopt"));
+    let docs = render(&ns.0, &images);
+
+    // The user's past: `kubectl apply` (client-side) of a render with one more ConfigMap key and
+    // one more env entry.
+    let mut theirs = docs.clone();
+    theirs.retain(|d| d["kind"] != "Job");
+    find(&mut theirs, "ConfigMap", "statuspage-settings")["data"]["IT_OLD_KEY"] = json!("x");
+    container(&mut theirs, "Deployment", "statuspage-worker")["env"] =
+        json!([{"name": "IT_OLD_ENV", "value": "1"}]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theirs.yaml");
+    let text: Vec<String> = theirs.iter().map(|d| serde_json::to_string(d).unwrap()).collect();
+    std::fs::write(&path, text.join("\n---\n")).unwrap();
+    let (ok, _, err) = kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let settings =
+        report["objects"].as_array().unwrap().iter().find(|o| o["name"] == "statuspage-settings").unwrap();
+    assert_eq!(settings["adopted_from"], "kubectl-client-side-apply", "{report}");
+
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let live = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-settings"]);
+    assert_eq!(live["data"].get("IT_OLD_KEY"), None, "a key the render dropped stayed: {live}");
+    let worker = kubectl_json(&["-n", &ns.0, "get", "deployment", "statuspage-worker"]);
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["containers"][0].get("env"),
+        None,
+        "an env entry the render dropped stayed: {worker}"
+    );
 }

@@ -1,0 +1,49 @@
+//! Step 2, configure: everything that is not a workload, in dependency order; and, when a
+//! release is rolled back, its configuration too (ConfigMaps and Secrets this run changed get
+//! their previous data back, so the rolled-back pods read the old values when they restart).
+
+use serde_json::Value;
+
+use crate::report::{Action, Report};
+use crate::validate::Plan;
+use crate::{Ctx, RolloutError, apply};
+
+/// Apply every object but the workloads; rows of `report` follow.
+pub async fn configure(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Result<(), RolloutError> {
+    for (index, item) in plan.objects.iter().enumerate().filter(|(_, i)| !i.object.is_workload()) {
+        let (action, _) = apply::apply(ctx, item, &item.object.object).await?;
+        report.objects[index].action = action;
+    }
+    Ok(())
+}
+
+/// Put the data of every ConfigMap and Secret this run changed back as it was. Returns what
+/// could not be restored.
+pub async fn restore(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (index, item) in plan.objects.iter().enumerate() {
+        let configuration = item.object.is("", "ConfigMap") || item.object.is("", "Secret");
+        let Some(live) = item.live.as_ref().filter(|_| configuration) else { continue };
+        if report.objects[index].action != Action::Configured {
+            continue;
+        }
+        let mut object = item.object.object.clone();
+        if let Some(map) = object.data.as_object_mut() {
+            for key in ["data", "binaryData", "stringData"] {
+                map.remove(key);
+                if let Some(old) = live.data.get(key).filter(|v| !v.is_null()) {
+                    map.insert(key.into(), old.clone());
+                }
+            }
+            map.entry("data").or_insert(Value::Object(Default::default()));
+        }
+        match apply::apply_only(ctx, item, &object).await {
+            Ok(_) => {
+                ctx.out.line(format!("  {} restored to its data before this rollout", item.object.label()));
+                report.objects[index].action = Action::Restored;
+            }
+            Err(err) => errors.push(format!("restoring {}: {err}", item.object.label())),
+        }
+    }
+    errors
+}

@@ -1,0 +1,286 @@
+//! The wait driver: every workload (and the migration Job) awaited concurrently from watch
+//! events, bounded by `--timeout`, stopped by a signal or a lost Lease. A target counts only once
+//! the store holds the object this run wrote (its uid and at least its generation), and its
+//! conditions only when written after this run's change: nothing from before decides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt as _;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+use crate::reporter::Reporter;
+use crate::status::{self, FailFast, JobState, RolloutState};
+use crate::stop::{Stop, StopReason};
+
+/// The kinds the driver awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// batch/v1 Job.
+    Job,
+}
+
+impl Kind {
+    /// From an object's kind (apps and batch groups only).
+    pub fn of(group: &str, kind: &str) -> Option<Self> {
+        match (group, kind) {
+            ("apps", "Deployment") => Some(Kind::Deployment),
+            ("apps", "StatefulSet") => Some(Kind::StatefulSet),
+            ("apps", "DaemonSet") => Some(Kind::DaemonSet),
+            ("batch", "Job") => Some(Kind::Job),
+            _ => None,
+        }
+    }
+
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::Job => "Job",
+        }
+    }
+}
+
+/// One object to wait for, as this run wrote it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its name.
+    pub name: String,
+    /// The uid this run wrote to.
+    pub uid: String,
+    /// The generation this run's write produced.
+    pub generation: i64,
+    /// When this run changed it (API server clock); None: unchanged by this run.
+    pub since: Option<Time>,
+}
+
+impl Target {
+    /// `Kind/name`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Where a target ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Rolled out (a Job: complete).
+    Complete,
+    /// Failed, or not done within the timeout: why.
+    Failed(String),
+    /// Its update strategy cannot be awaited (`OnDelete`).
+    NotAwaitable(String),
+}
+
+/// What a wait ended with: one result per target, or the reason it was stopped.
+#[derive(Debug)]
+pub struct Waited {
+    /// Each target's result (targets still progressing when stopped are left out).
+    pub settled: Vec<(Target, Settled)>,
+    /// Set when a signal or a lost Lease ended the wait.
+    pub stopped: Option<StopReason>,
+}
+
+impl Waited {
+    /// The failed targets, `Kind/name: why`.
+    pub fn failures(&self) -> Vec<(Target, String)> {
+        self.settled
+            .iter()
+            .filter_map(|(t, s)| match s {
+                Settled::Failed(why) => Some((t.clone(), why.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The state of one target in the stores, and its pods in a fatal state.
+fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, String)>) {
+    let pending = |what: &str| (RolloutState::Progressing(what.into()), Vec::new());
+    let fresh = |uid: Option<String>, generation: Option<i64>| {
+        uid.as_deref() == Some(target.uid.as_str()) && generation.unwrap_or(0) >= target.generation
+    };
+    let state = match target.kind {
+        Kind::Deployment => match cluster.deployments.find(|d| d.name_any() == target.name) {
+            Some(d) if fresh(d.metadata.uid.clone(), d.metadata.generation) => {
+                status::deployment_state(&d, target.since.as_ref())
+            }
+            _ => return pending("waiting for the change to be observed"),
+        },
+        Kind::StatefulSet => match cluster.statefulsets.find(|d| d.name_any() == target.name) {
+            Some(s) if fresh(s.metadata.uid.clone(), s.metadata.generation) => status::statefulset_state(&s),
+            _ => return pending("waiting for the change to be observed"),
+        },
+        Kind::DaemonSet => match cluster.daemonsets.find(|d| d.name_any() == target.name) {
+            Some(s) if fresh(s.metadata.uid.clone(), s.metadata.generation) => status::daemonset_state(&s),
+            _ => return pending("waiting for the change to be observed"),
+        },
+        Kind::Job => match cluster.jobs.find(|j| j.name_any() == target.name) {
+            Some(j) if j.metadata.uid.as_deref() == Some(target.uid.as_str()) => {
+                match status::job_state(&j) {
+                    JobState::Complete => RolloutState::Complete,
+                    JobState::Failed(why) => RolloutState::Failed(why),
+                    JobState::Running => RolloutState::Progressing("running".into()),
+                }
+            }
+            _ => return pending("waiting for the Job to be observed"),
+        },
+    };
+    let fatal = match state {
+        RolloutState::Progressing(_) => current_pods(cluster, target)
+            .iter()
+            .filter_map(|p| Some((p.name_any(), status::fatal_reason(p)?)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (state, fatal)
+}
+
+/// The pods of the target's current revision (a Deployment: its newest ReplicaSet's; a
+/// StatefulSet: at `updateRevision`; a DaemonSet: of its template generation; a Job: its own),
+/// terminating ones included.
+pub fn current_pods(cluster: &Cluster, target: &Target) -> Vec<Arc<Pod>> {
+    let owned_by = |pod: &Pod, uid: &str| pod.owner_references().iter().any(|o| o.uid == uid);
+    let label = |pod: &Pod, key: &str| pod.labels().get(key).cloned();
+    match target.kind {
+        Kind::Deployment => {
+            let Some(d) = cluster.deployments.find(|d| d.name_any() == target.name) else {
+                return Vec::new();
+            };
+            let revision = d.annotations().get(crate::REVISION_ANNOTATION).cloned();
+            let uid = d.metadata.uid.clone().unwrap_or_default();
+            let sets: Vec<String> = cluster
+                .replicasets
+                .state()
+                .iter()
+                .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid))
+                .filter(|rs| {
+                    revision.is_some()
+                        && rs.annotations().get(crate::REVISION_ANNOTATION) == revision.as_ref()
+                })
+                .filter_map(|rs| rs.metadata.uid.clone())
+                .collect();
+            cluster.pods.state().into_iter().filter(|p| sets.iter().any(|s| owned_by(p, s))).collect()
+        }
+        Kind::StatefulSet => {
+            let Some(s) = cluster.statefulsets.find(|d| d.name_any() == target.name) else {
+                return Vec::new();
+            };
+            let uid = s.metadata.uid.clone().unwrap_or_default();
+            let revision = s.status.as_ref().and_then(|st| st.update_revision.clone());
+            cluster
+                .pods
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    owned_by(p, &uid)
+                        && revision.is_some()
+                        && label(p, "controller-revision-hash") == revision
+                })
+                .collect()
+        }
+        Kind::DaemonSet => {
+            let Some(s) = cluster.daemonsets.find(|d| d.name_any() == target.name) else { return Vec::new() };
+            let uid = s.metadata.uid.clone().unwrap_or_default();
+            let generation = s.annotations().get("deprecated.daemonset.template.generation").cloned();
+            cluster
+                .pods
+                .state()
+                .into_iter()
+                .filter(|p| {
+                    owned_by(p, &uid)
+                        && generation.is_some()
+                        && label(p, "pod-template-generation") == generation
+                })
+                .collect()
+        }
+        Kind::Job => cluster.pods.state().into_iter().filter(|p| owned_by(p, &target.uid)).collect(),
+    }
+}
+
+/// Wait for every target to settle, at most `timeout`. Fail fast: a current pod in a fatal
+/// state for `fail_fast_after` fails its target.
+pub async fn wait(
+    cluster: &Cluster,
+    targets: &[Target],
+    timeout: Duration,
+    fail_fast_after: Option<Duration>,
+    stop: &Stop,
+    out: &Reporter,
+) -> Waited {
+    let deadline = Instant::now() + timeout;
+    let mut trackers: BTreeMap<String, FailFast> = BTreeMap::new();
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    let mut settled: BTreeMap<String, Settled> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
+        for target in open {
+            let (state, fatal) = evaluate(cluster, target);
+            let tracker = trackers.entry(target.label()).or_insert_with(|| FailFast::new(fail_fast_after));
+            let result = match state {
+                RolloutState::Complete => Some(Settled::Complete),
+                RolloutState::Failed(why) => Some(Settled::Failed(why)),
+                RolloutState::NotAwaitable(why) => Some(Settled::NotAwaitable(why)),
+                RolloutState::Progressing(what) => {
+                    if last.get(&target.label()) != Some(&what) {
+                        out.line(format!("  {}: {what}", target.label()));
+                        last.insert(target.label(), what);
+                    }
+                    tracker.observe(&fatal, std::time::Instant::now()).map(Settled::Failed)
+                }
+            };
+            if let Some(result) = result {
+                out.line(format!("  {}: {}", target.label(), describe(&result)));
+                settled.insert(target.label(), result);
+            }
+        }
+        let failed = settled.values().any(|s| matches!(s, Settled::Failed(_)));
+        if failed || settled.len() == targets.len() {
+            return finish(targets, settled, None);
+        }
+        tokio::select! {
+            reason = stop.stopped() => return finish(targets, settled, Some(reason)),
+            () = tokio::time::sleep_until(deadline) => {
+                let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
+                for target in open {
+                    let what = last.get(&target.label()).cloned().unwrap_or_default();
+                    settled.insert(
+                        target.label(),
+                        Settled::Failed(format!("not done within {}s ({what})", timeout.as_secs())),
+                    );
+                }
+                return finish(targets, settled, None);
+            }
+            () = cluster.changed.notified() => {}
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+fn describe(settled: &Settled) -> String {
+    match settled {
+        Settled::Complete => "done".into(),
+        Settled::Failed(why) => format!("failed: {why}"),
+        Settled::NotAwaitable(why) => format!("not awaited: {why}"),
+    }
+}
+
+fn finish(targets: &[Target], mut settled: BTreeMap<String, Settled>, stopped: Option<StopReason>) -> Waited {
+    let settled = targets.iter().filter_map(|t| Some((t.clone(), settled.remove(&t.label())?))).collect();
+    Waited { settled, stopped }
+}
