@@ -138,9 +138,15 @@ struct BuildJob<'a> {
 }
 
 impl BuildJob<'_> {
+    /// Build one target; a build stream the engine cut short (not a failed step) is tried once
+    /// more, resuming from BuildKit's cache of the steps that finished.
     async fn one(&self, image: &PlannedImage, builder: Builder) -> Result<TargetBuild, BuildError> {
         (self.progress)(ProgressEvent::TargetStarted { target: image.target.clone() });
-        let result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
+        let mut result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
+        if let Err(BuildError::Engine { source: bollard::errors::Error::IOError { err }, .. }) = &result {
+            eprintln!("the engine cut the build stream of {} short ({err}); building it again", image.target);
+            result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
+        }
         (self.progress)(ProgressEvent::TargetFinished { target: image.target.clone() });
         result
     }

@@ -92,7 +92,11 @@ async fn the_real_dockerfile_builds_three_images_that_answer_liveness_and_exit_7
         assert_eq!(built.layers, web_layers[..shared], "{} shares every layer with web", built.target);
         println!("{}: {} MB", built.target, built.size / 1_000_000);
     }
-    assert!(outcome.targets[0].size < 300_000_000, "web is {} bytes (goal < 300 MB)", outcome.targets[0].size);
+    assert!(
+        outcome.targets[0].size < 300_000_000,
+        "web is {} bytes (goal < 300 MB)",
+        outcome.targets[0].size
+    );
 
     for (target, port) in [("web", 8000), ("worker", 9100), ("scheduler", 9100)] {
         let image = format!("{}/{prefix}/statuspage-{target}:{SHA}", s.registry);
