@@ -95,16 +95,26 @@ pub struct Args {
 fn parse_build_args(values: &[String]) -> Result<BTreeMap<String, String>, BuildError> {
     let mut out = BTreeMap::new();
     for value in values.iter().filter(|v| !v.is_empty()) {
-        let Some((key, val)) = value.split_once('=') else {
-            return Err(BuildError::BadInput {
-                flag: "--build-arg",
-                value: value.clone(),
-                fix: "write KEY=VALUE".into(),
-            });
-        };
+        let bad =
+            |fix: &str| BuildError::BadInput { flag: "--build-arg", value: value.clone(), fix: fix.into() };
+        let Some((key, val)) = value.split_once('=') else { return Err(bad("write KEY=VALUE")) };
+        if key.trim().is_empty() {
+            return Err(bad(
+                "the name before '=' is empty: write KEY=VALUE, e.g. BASE_IMAGE=python:3.11-slim",
+            ));
+        }
         out.insert(key.to_string(), val.to_string());
     }
     Ok(out)
+}
+
+/// True for `host` or `host:port` (what `--registry` takes): no scheme, no path, DNS characters.
+fn registry_host_only(value: &str) -> bool {
+    let (host, port) = value.split_once(':').unwrap_or((value, "80"));
+    !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !host.starts_with(['.', '-'])
+        && port.parse::<u16>().is_ok()
 }
 
 /// Credentials for `registry` from `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`).
@@ -146,12 +156,35 @@ impl Args {
     /// Resolve the commit, credentials and labels into a [`BuildConfig`].
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
+        if let Some(source) = self.source.as_ref().filter(|s| !s.is_dir()) {
+            return Err(BuildError::BadInput {
+                flag: "--source",
+                value: source.display().to_string(),
+                fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
+            });
+        }
         // The context may be a released action's files (versioned by the action's ref); the
         // application's source must be named by a commit, or count as dirty.
         let mut trees = vec![commit::Tree { path: &self.context, must_be_versioned: false }];
         trees.extend(self.source.as_deref().map(|path| commit::Tree { path, must_be_versioned: true }));
         let commit = commit::resolve(self.sha.as_deref(), github_sha.as_deref(), &trees, self.allow_dirty)?;
         let registry = self.registry.filter(|r| !r.is_empty()).map(|r| r.trim_end_matches('/').to_string());
+        if let Some(registry) = registry.as_deref().filter(|r| !registry_host_only(r)) {
+            return Err(BuildError::BadInput {
+                flag: "--registry",
+                value: registry.to_string(),
+                fix: "give the registry host only (host or host:port), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com, without https:// or a path".into(),
+            });
+        }
+        for reference in self.cache_from.iter().filter(|c| !c.is_empty()) {
+            if let Err(e) = reference.parse::<statuspage_common::image_ref::ImageRef>() {
+                return Err(BuildError::BadInput {
+                    flag: "--cache-from",
+                    value: reference.clone(),
+                    fix: e.to_string(),
+                });
+            }
+        }
         let registry_auth = match (self.registry_username, self.registry_password) {
             (Some(username), Some(password)) => Some(RegistryAuth { username, password }),
             (None, None) => registry.as_deref().and_then(docker_config_auth),

@@ -10,7 +10,31 @@ pub struct DockerfileInfo {
     pub stages: Vec<Stage>,
     /// Every `ARG` name, global or per stage.
     pub args: BTreeSet<String>,
+    /// Lines whose instruction no builder knows (a typo such as `FRM`): (line, word).
+    pub unknown: Vec<(u32, String)>,
 }
+
+/// Every Dockerfile instruction (Dockerfile reference, docs.docker.com/reference/dockerfile).
+pub const INSTRUCTIONS: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 
 /// One named stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +112,7 @@ impl DockerfileInfo {
                         }
                     }
                 }
+                word if !INSTRUCTIONS.contains(&word) => info.unknown.push((line_no, keyword.to_string())),
                 _ => {}
             }
         }
@@ -150,13 +175,35 @@ impl DockerfileInfo {
     }
 }
 
-/// Instructions with their starting line, continuations joined.
+/// The heredoc terminators a line opens (`RUN <<EOF`, `COPY <<-"END" /x`), in order.
+fn heredoc_words(line: &str) -> Vec<String> {
+    line.match_indices("<<")
+        .filter_map(|(at, _)| {
+            let rest = line[at + 2..].trim_start_matches('-');
+            let word: String = rest
+                .trim_matches(|c| c == '"' || c == '\'')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!word.is_empty()).then_some(word)
+        })
+        .collect()
+}
+
+/// Instructions with their starting line, continuations joined, heredoc bodies skipped.
 fn logical_lines(text: &str) -> Vec<(u32, String)> {
     let mut out = Vec::new();
     let mut current: Option<(u32, String)> = None;
+    let mut heredocs: Vec<String> = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index as u32 + 1;
         let trimmed = raw.trim();
+        if let Some(word) = heredocs.first() {
+            if trimmed == word {
+                heredocs.remove(0);
+            }
+            continue;
+        }
         if trimmed.starts_with('#') && current.is_none() {
             continue;
         }
@@ -176,6 +223,7 @@ fn logical_lines(text: &str) -> Vec<(u32, String)> {
             None => current = Some((line_no, body.to_string())),
         }
         if !continues && let Some(done) = current.take() {
+            heredocs = heredoc_words(&done.1);
             out.push(done);
         }
     }
@@ -228,6 +276,14 @@ FROM scratch
             (builder.parent.as_str(), builder.copies_from.as_slice()),
             ("base", &["statuspage-source".to_string()][..])
         );
+    }
+
+    #[test]
+    fn unknown_instructions_are_found_and_heredoc_bodies_are_not_instructions() {
+        let info = DockerfileInfo::parse(
+            "FROM scratch AS a\nRUN <<EOF\nset -e\necho hi\nEOF\nCOPY <<-\"CONF\" /etc/x\nkey = value\nCONF\nFRM b\n",
+        );
+        assert_eq!(info.unknown, [(9, "FRM".to_string())]);
     }
 
     #[test]

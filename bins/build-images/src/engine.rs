@@ -157,7 +157,10 @@ pub fn registry_host(name: &str) -> Option<&str> {
 impl Engine {
     /// Connect through `DOCKER_HOST` (or the default socket) and check the engine answers.
     pub async fn connect() -> Result<Self, BuildError> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let host = statuspage_common::docker_host::docker_host();
+        if let Some(problem) = statuspage_common::docker_host::problem(&host) {
+            return Err(BuildError::BadInput { flag: "DOCKER_HOST", value: host, fix: problem });
+        }
         let unreachable = |reason: String| BuildError::EngineUnreachable { host: host.clone(), reason };
         let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
         match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {

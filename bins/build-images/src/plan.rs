@@ -260,6 +260,13 @@ fn validate_against_dockerfile(
     info: &DockerfileInfo,
     dockerfile: &Path,
 ) -> Result<(), BuildError> {
+    if let Some((line, word)) = info.unknown.first() {
+        return Err(BuildError::BadInput {
+            flag: "--dockerfile",
+            value: format!("{}:{line}: {word}", dockerfile.display()),
+            fix: format!("{word:?} is not a Dockerfile instruction (FROM, RUN, COPY, …): fix the line"),
+        });
+    }
     if config.targets.is_empty() {
         return Err(BuildError::BadInput {
             flag: "--target",

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod commit;
+pub mod docker_host;
 pub mod exit;
 pub mod image_ref;
 pub mod release;

@@ -79,6 +79,31 @@ pub enum ReleaseError {
         /// The version found.
         found: u32,
     },
+    /// Nothing to read (an empty file, or a pipe whose writer failed).
+    #[error(
+        "release document {origin} is empty: pass the document statuspage-build or statuspage-push printed (a pipe, or --release FILE)"
+    )]
+    Empty {
+        /// Where it came from.
+        origin: String,
+    },
+    /// Stdin is a terminal: nothing was piped in.
+    #[error(
+        "the release document is read from stdin, which is a terminal: pipe it in (statuspage-build | statuspage-push) or pass --release FILE"
+    )]
+    Terminal,
+    /// Well-formed JSON whose values cannot be right.
+    #[error(
+        "release document {origin}: {field} {problem}: use the document statuspage-build or statuspage-push wrote"
+    )]
+    Invalid {
+        /// Where it came from.
+        origin: String,
+        /// The field, as a path (`commit`, `images.web.digest`).
+        field: String,
+        /// What is wrong with its value.
+        problem: String,
+    },
     /// Could not read it.
     #[error("cannot read release document {origin}: {source}")]
     Read {
@@ -95,20 +120,110 @@ impl Release {
         Self { version: RELEASE_VERSION, commit: commit.into(), images: BTreeMap::new() }
     }
 
-    /// Parse a document; `origin` names it in errors (a path, `stdin`, `$RELEASE`).
+    /// Parse and validate a document; `origin` names it in errors (a path, `stdin`).
+    ///
+    /// Errors: [`ReleaseError::Empty`], [`ReleaseError::Malformed`] (not JSON, not an object, a
+    /// missing or unknown field), [`ReleaseError::Version`], [`ReleaseError::Invalid`] (see
+    /// [`Release::validate`]). Every binary reads documents through here, so none passes on a bad one.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ReleaseError> {
-        let release: Release = serde_json::from_str(text)
+        if text.trim().is_empty() {
+            return Err(ReleaseError::Empty { origin: origin.to_string() });
+        }
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|source| ReleaseError::Malformed { origin: origin.to_string(), source })?;
+        if !value.is_object() {
+            let invalid = |problem: &str| ReleaseError::Invalid {
+                origin: origin.to_string(),
+                field: "the document".into(),
+                problem: problem.into(),
+            };
+            return Err(invalid("is not a JSON object ({\"version\": 1, \"commit\": …, \"images\": {…}})"));
+        }
+        if let Some(found) = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|v| *v != u64::from(RELEASE_VERSION))
+        {
+            return Err(ReleaseError::Version {
+                origin: origin.to_string(),
+                found: found.try_into().unwrap_or(u32::MAX),
+            });
+        }
+        let release: Release = serde_json::from_value(value)
             .map_err(|source| ReleaseError::Malformed { origin: origin.to_string(), source })?;
         if release.version != RELEASE_VERSION {
             return Err(ReleaseError::Version { origin: origin.to_string(), found: release.version });
         }
+        release.validate(origin)?;
         Ok(release)
     }
 
-    /// Read a document from a file, or from stdin when `path` is `-`.
+    /// Check every value: `commit` is 40 lowercase hex; there is at least one image; each
+    /// image's `repository:tag` is a valid reference without a tag or digest in `repository`;
+    /// `digest` and `image_id` are `sha256:` + 64 lowercase hex; an image not built (`built:
+    /// false`) has its registry digest. Source: the OCI distribution reference grammar.
+    pub fn validate(&self, origin: &str) -> Result<(), ReleaseError> {
+        let invalid = |field: String, problem: String| ReleaseError::Invalid {
+            origin: origin.to_string(),
+            field,
+            problem,
+        };
+        let hex = |s: &str, n: usize| {
+            s.len() == n && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        };
+        if !hex(&self.commit, 40) {
+            return Err(invalid(
+                "commit".into(),
+                format!("{:?} is not a full commit SHA (40 lowercase hex)", self.commit),
+            ));
+        }
+        if self.images.is_empty() {
+            return Err(invalid("images".into(), "is empty".into()));
+        }
+        let sha256 = |s: &str| s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64));
+        for (component, image) in &self.images {
+            let field = |name: &str| format!("images.{component}.{name}");
+            let reference = format!("{}:{}", image.repository, image.tag);
+            if let Err(e) = reference.parse::<crate::image_ref::ImageRef>() {
+                return Err(invalid(
+                    field("repository/tag"),
+                    format!("{reference:?} is not an image reference: {e}"),
+                ));
+            }
+            if image.repository.contains('@')
+                || image.repository.rsplit('/').next().is_some_and(|last| last.contains(':'))
+            {
+                return Err(invalid(
+                    field("repository"),
+                    format!("{:?} must not carry a tag or digest", image.repository),
+                ));
+            }
+            if let Some(digest) = image.digest.as_deref().filter(|d| !sha256(d)) {
+                return Err(invalid(field("digest"), format!("{digest:?} is not sha256:<64 lowercase hex>")));
+            }
+            if let Some(id) = image.image_id.as_deref().filter(|d| !sha256(d)) {
+                return Err(invalid(field("image_id"), format!("{id:?} is not sha256:<64 lowercase hex>")));
+            }
+            if image.built == Some(false) && image.digest.is_none() {
+                return Err(invalid(
+                    field("digest"),
+                    "is missing although the image was not built (built: false)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read a document from a file, or from stdin when `path` is `-` (refused when stdin is a
+    /// terminal, since nothing was piped in), then [`Release::parse`] it.
     pub fn read(path: &Path) -> Result<Self, ReleaseError> {
-        let origin = path.display().to_string();
-        let text = if origin == "-" {
+        use std::io::IsTerminal;
+        let stdin = path.as_os_str() == "-";
+        let origin = if stdin { "stdin".to_string() } else { path.display().to_string() };
+        let text = if stdin {
+            if std::io::stdin().is_terminal() {
+                return Err(ReleaseError::Terminal);
+            }
             std::io::read_to_string(std::io::stdin())
         } else {
             std::fs::read_to_string(path)
@@ -138,7 +253,7 @@ mod tests {
                 tag: "a".repeat(40),
                 extra_tags: vec![],
                 digest: None,
-                image_id: Some("sha256:1".into()),
+                image_id: Some(format!("sha256:{}", "1".repeat(64))),
                 size: Some(10),
                 built: Some(true),
             },
@@ -148,12 +263,70 @@ mod tests {
         assert_eq!(Release::parse(&text, "t").unwrap(), release);
     }
 
+    fn valid() -> String {
+        format!(
+            r#"{{"version":1,"commit":"{c}","images":{{"web":{{"repository":"reg.example/statuspage-web","tag":"{c}","digest":"sha256:{d}","built":false}}}}}}"#,
+            c = "a".repeat(40),
+            d = "0".repeat(64)
+        )
+    }
+
+    #[test]
+    fn every_bad_value_is_named_with_its_field() {
+        Release::parse(&valid(), "r.json").unwrap();
+        let cases = [
+            ("", "r.json is empty"),
+            ("  \n", "r.json is empty"),
+            ("[]", "the document is not a JSON object"),
+            ("42", "the document is not a JSON object"),
+            ("{\"version\":1", "is malformed"),
+        ];
+        for (text, want) in cases {
+            let err = Release::parse(text, "r.json").unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+        let c = "a".repeat(40);
+        let swaps = [
+            (
+                format!("\"commit\":\"{c}\""),
+                "\"commit\":\"abc\"".to_string(),
+                "commit \"abc\" is not a full commit SHA",
+            ),
+            ("sha256:0000".to_string(), "sha256:XYZ0".to_string(), "images.web.digest"),
+            (
+                "\"digest\"".to_string(),
+                "\"image_id\":\"x\",\"digest\"".to_string(),
+                "images.web.image_id \"x\"",
+            ),
+            (
+                "reg.example/statuspage-web".to_string(),
+                "https://reg.example/web".to_string(),
+                "images.web.repository/tag",
+            ),
+            (
+                "reg.example/statuspage-web".to_string(),
+                "reg.example/web@sha256:1".to_string(),
+                "images.web.repository",
+            ),
+        ];
+        for (from, to, want) in swaps {
+            let text = valid().replacen(&from, &to, 1);
+            let err = Release::parse(&text, "r.json").unwrap_err().to_string();
+            assert!(err.contains(want) && err.contains("r.json"), "{to}: {err}");
+        }
+        let no_digest = valid().replace(&format!(r#","digest":"sha256:{}""#, "0".repeat(64)), "");
+        let err = Release::parse(&no_digest, "r.json").unwrap_err().to_string();
+        assert!(err.contains("images.web.digest is missing although the image was not built"), "{err}");
+        let no_images = format!(r#"{{"version":1,"commit":"{c}","images":{{}}}}"#);
+        assert!(Release::parse(&no_images, "r.json").unwrap_err().to_string().contains("images is empty"));
+    }
+
     #[test]
     fn unknown_fields_and_versions_are_refused() {
         let err =
             Release::parse(r#"{"version":1,"commit":"x","images":{},"extra":1}"#, "f.json").unwrap_err();
         assert!(err.to_string().contains("f.json") && err.to_string().contains("extra"), "{err}");
-        let err = Release::parse(r#"{"version":2,"commit":"x","images":{}}"#, "f.json").unwrap_err();
+        let err = Release::parse(r#"{"version":2,"commit":"x","images":{"a":1}}"#, "f.json").unwrap_err();
         assert!(matches!(err, ReleaseError::Version { found: 2, .. }));
     }
 }

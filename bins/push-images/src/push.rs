@@ -65,7 +65,14 @@ pub fn plan(release: &Release, registry: &str) -> Result<Vec<PlannedPush>, PushE
 
 /// Connect to the engine through `DOCKER_HOST` (or the default socket).
 pub async fn connect_engine() -> Result<Docker, PushError> {
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = statuspage_common::docker_host::docker_host();
+    if let Some(problem) = statuspage_common::docker_host::problem(&host) {
+        return Err(PushError::BadImage {
+            component: "-".into(),
+            problem,
+            fix: "fix DOCKER_HOST; nothing was pushed".into(),
+        });
+    }
     let unreachable = |reason: String| PushError::EngineUnreachable { host: host.clone(), reason };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
     match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
