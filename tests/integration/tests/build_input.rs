@@ -33,6 +33,9 @@ async fn engine_images() -> Vec<String> {
     images
 }
 
+/// (extra arguments, extra environment, texts the message must contain)
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+
 #[tokio::test]
 async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
     let s = stack();
@@ -47,8 +50,7 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
     let missing_dir = context.path().join("no-such-dir/release.json").to_str().unwrap().to_string();
     let ignore_dir = context.path().join("ignore-bad").to_str().unwrap().to_string();
 
-    // (extra arguments, extra environment, texts the message must contain)
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec!["--context", "/nonexistent/ctx"],
             vec![],
