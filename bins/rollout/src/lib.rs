@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cluster;
 pub mod configure;
 pub mod diagnose;
+pub mod diff;
 pub mod error;
 pub mod lease;
 pub mod manifests;

@@ -1062,3 +1062,26 @@ async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_
         "an env entry the render dropped stayed: {worker}"
     );
 }
+
+#[tokio::test]
+async fn issue14_the_dry_run_shows_each_change_as_a_diff_with_secret_values_masked() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-diff"));
+    let mut docs = render(&ns.0, &images);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("before");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("after");
+    let secret = "it-new-password-4711";
+    find(&mut docs, "Secret", "statuspage-secrets")["stringData"]["DATABASE_PASSWORD"] = json!(secret);
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("diff ConfigMap/statuspage-settings"), "{stderr}");
+    assert!(stderr.contains("-  IT_SETTING: before") && stderr.contains("+  IT_SETTING: after"), "{stderr}");
+    assert!(stderr.contains("DATABASE_PASSWORD: '*** (changed)'"), "{stderr}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+    assert!(!stderr.contains(secret) && !stderr.contains(&encoded), "a Secret value was printed");
+    assert!(!stderr.contains("managedFields") && !stderr.contains("resourceVersion"), "{stderr}");
+    assert_eq!(report["result"], "dry-run");
+}
