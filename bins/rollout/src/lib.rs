@@ -15,6 +15,7 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod applyset;
 pub mod cli;
 pub mod cluster;
 pub mod configure;

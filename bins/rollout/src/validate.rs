@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::manifests::{self, MIGRATION_COPY, Object, ROLE_ANNOTATION};
 use crate::report::{Action, MigrationReport, MigrationResult, ObjectReport, Report};
 use crate::status::{self, JobState};
-use crate::{Ctx, RolloutError, diff, prune, release};
+use crate::{Ctx, RolloutError, applyset, diff, prune, release};
 
 /// A parsed object with what the API server told us about its kind and its live state.
 #[derive(Debug, Clone)]
@@ -148,6 +148,17 @@ fn resolve(
         let namespaced = caps.scope == Scope::Namespaced;
         if namespaced && object.object.metadata.namespace.is_none() {
             object.object.metadata.namespace = Some(ctx.namespace.clone());
+        }
+        if namespaced
+            && !object.is_migration_template()
+            && object.object.metadata.namespace.as_deref() == Some(ctx.namespace.as_str())
+        {
+            object
+                .object
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert(applyset::PART_OF.into(), applyset::id(&ctx.namespace));
         }
         let item = Resolved { object, resource, namespaced, live: None };
         if item.object.is_migration_template() {
@@ -342,17 +353,18 @@ async fn prune_candidates(
         .map(|i| (i.object.gvk.kind.clone(), i.object.name().to_string()))
         .collect();
     let kinds: Vec<_> = resolved.iter().map(|i| i.object.gvk.clone()).collect();
-    prune::candidates(
-        &ctx.client,
-        discovery,
-        &ctx.namespace,
-        &ctx.config.prune_selector,
-        &ctx.config.field_manager,
-        &kinds,
-        &keep,
-    )
-    .await
-    .map_err(RolloutError::kube("listing objects to prune"))
+    let recorded = applyset::recorded(&ctx.client, &ctx.namespace)
+        .await
+        .map_err(RolloutError::kube(format!("reading ConfigMap/{}", applyset::PARENT)))?;
+    let inventory = prune::Inventory {
+        id: applyset::id(&ctx.namespace),
+        group_kinds: recorded,
+        selector: ctx.config.prune_selector.clone(),
+        field_manager: ctx.config.field_manager.clone(),
+    };
+    prune::candidates(&ctx.client, discovery, &ctx.namespace, &kinds, &keep, &inventory)
+        .await
+        .map_err(RolloutError::kube("listing objects to prune"))
 }
 
 /// The dry run's refusal of an object as the one-line error the contract asks for.
