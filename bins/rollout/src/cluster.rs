@@ -3,6 +3,7 @@
 //! driver on each change; a lost connection (an API server restart) is resumed by the watcher's
 //! backoff, and the stores catch up by re-listing.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt as _};
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::reporter::Reporter;
+use crate::wait::Kind;
 
 /// The stores and the change signal.
 pub struct Cluster {
@@ -62,19 +64,48 @@ where
     (reader, stream)
 }
 
+fn unwatched<K>() -> (Store<K>, Option<Events>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    (reflector::store::<K>().0, None)
+}
+
+fn watched<K>(client: &Client, namespace: &str, needed: bool) -> (Store<K>, Option<Events>)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    if !needed {
+        return unwatched();
+    }
+    let (store, events) = reflect::<K>(client, namespace);
+    (store, Some(events))
+}
+
 impl Cluster {
-    /// Start watching `namespace`.
-    pub fn watch(client: &Client, namespace: &str, out: Reporter) -> Self {
-        let (deployments, a) = reflect::<Deployment>(client, namespace);
-        let (statefulsets, b) = reflect::<StatefulSet>(client, namespace);
-        let (daemonsets, c) = reflect::<DaemonSet>(client, namespace);
-        let (replicasets, d) = reflect::<ReplicaSet>(client, namespace);
-        let (jobs, e) = reflect::<Job>(client, namespace);
-        let (pods, f) = reflect::<Pod>(client, namespace);
+    /// Start watching `namespace`: pods always, and the kinds in `kinds` (a Deployment's
+    /// ReplicaSets with it). Kinds not needed are not watched: the deployer's Role may not
+    /// allow listing them.
+    pub fn watch(client: &Client, namespace: &str, out: Reporter, kinds: &BTreeSet<Kind>) -> Self {
+        let deploy = kinds.contains(&Kind::Deployment);
+        let (deployments, a) = watched::<Deployment>(client, namespace, deploy);
+        let (replicasets, b) = watched::<ReplicaSet>(client, namespace, deploy);
+        let (statefulsets, c) = watched::<StatefulSet>(client, namespace, kinds.contains(&Kind::StatefulSet));
+        let (daemonsets, d) = watched::<DaemonSet>(client, namespace, kinds.contains(&Kind::DaemonSet));
+        let (jobs, e) = watched::<Job>(client, namespace, kinds.contains(&Kind::Job));
+        let (pods, f) = watched::<Pod>(client, namespace, true);
         let changed = Arc::new(Notify::new());
         let notify = changed.clone();
+        let streams: Vec<Events> = [a, b, c, d, e, f].into_iter().flatten().collect();
         let task = tokio::spawn(async move {
-            let mut events = futures_util::stream::select_all([a, b, c, d, e, f]);
+            let mut events = futures_util::stream::select_all(streams);
             let mut failing = false;
             while let Some(event) = events.next().await {
                 match event {
@@ -94,17 +125,5 @@ impl Cluster {
             }
         });
         Self { deployments, statefulsets, daemonsets, replicasets, jobs, pods, changed, task }
-    }
-
-    /// Wait until every store has listed once (bounded by the caller).
-    pub async fn ready(&self) {
-        let _ = tokio::join!(
-            self.deployments.wait_until_ready(),
-            self.statefulsets.wait_until_ready(),
-            self.daemonsets.wait_until_ready(),
-            self.replicasets.wait_until_ready(),
-            self.jobs.wait_until_ready(),
-            self.pods.wait_until_ready(),
-        );
     }
 }

@@ -10,6 +10,15 @@ use crate::{Ctx, RolloutError, apply};
 
 /// Apply every object but the workloads; rows of `report` follow.
 pub async fn configure(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Result<(), RolloutError> {
+    let kinds = plan
+        .objects
+        .iter()
+        .filter(|i| i.namespaced && i.namespace() == ctx.namespace)
+        .map(|i| crate::applyset::group_kind(&i.object.gvk))
+        .collect();
+    crate::applyset::record(&ctx.client, &ctx.namespace, &ctx.config.field_manager, &kinds).await.map_err(
+        RolloutError::kube(format!("writing the inventory ConfigMap/{}", crate::applyset::PARENT)),
+    )?;
     for (index, item) in plan.objects.iter().enumerate().filter(|(_, i)| !i.object.is_workload()) {
         let (action, _) = apply::apply(ctx, item, &item.object.object).await?;
         report.objects[index].action = action;

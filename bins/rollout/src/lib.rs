@@ -15,10 +15,12 @@
 
 pub mod adopt;
 pub mod apply;
+pub mod applyset;
 pub mod cli;
 pub mod cluster;
 pub mod configure;
 pub mod diagnose;
+pub mod diff;
 pub mod error;
 pub mod lease;
 pub mod manifests;
@@ -219,8 +221,16 @@ pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, Rollout
 /// report), after rolling back what was changed.
 async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
     let mut report = plan.report.clone();
-    let cluster = cluster::Cluster::watch(&ctx.client, &ctx.namespace, ctx.out);
-    let _ = tokio::time::timeout(ctx.config.timeout, cluster.ready()).await;
+    let mut kinds: std::collections::BTreeSet<wait::Kind> = plan
+        .objects
+        .iter()
+        .filter(|i| i.object.is_awaited())
+        .filter_map(|i| wait::Kind::of(&i.object.gvk.group, &i.object.gvk.kind))
+        .collect();
+    if plan.migration.is_some() {
+        kinds.insert(wait::Kind::Job);
+    }
+    let cluster = cluster::Cluster::watch(&ctx.client, &ctx.namespace, ctx.out, &kinds);
     let group = ctx.out.group("apply configuration");
     let configured = configure::configure(ctx, plan, &mut report).await;
     drop(group);

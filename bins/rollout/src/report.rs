@@ -230,8 +230,21 @@ pub fn summary_markdown(report: &Report) -> String {
         let result = serde_json::to_value(m.result).ok().and_then(|v| v.as_str().map(str::to_string));
         md.push_str(&format!("\nMigration `{}`: {}\n", markdown_cell(&m.job), result.unwrap_or_default()));
     }
-    let changed = report.objects.iter().filter(|o| o.action != Action::Unchanged).count();
-    md.push_str(&format!("\n{} objects, {changed} changed.\n", report.objects.len()));
+    let changed: Vec<&ObjectReport> =
+        report.objects.iter().filter(|o| o.action != Action::Unchanged).collect();
+    md.push_str(&format!("\n{} objects, {} changed.\n", report.objects.len(), changed.len()));
+    if !changed.is_empty() {
+        md.push_str("\n| object | action | adopted from |\n|---|---|---|\n");
+        for o in changed {
+            md.push_str(&format!(
+                "| {}/{} | {} | {} |\n",
+                markdown_cell(&o.kind),
+                markdown_cell(&o.name),
+                o.action.as_str(),
+                markdown_cell(o.adopted_from.as_deref().unwrap_or(""))
+            ));
+        }
+    }
     md
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::manifests::{self, MIGRATION_COPY, Object, ROLE_ANNOTATION};
 use crate::report::{Action, MigrationReport, MigrationResult, ObjectReport, Report};
 use crate::status::{self, JobState};
-use crate::{Ctx, RolloutError, prune, release};
+use crate::{Ctx, RolloutError, applyset, diff, prune, release};
 
 /// A parsed object with what the API server told us about its kind and its live state.
 #[derive(Debug, Clone)]
@@ -149,6 +149,17 @@ fn resolve(
         if namespaced && object.object.metadata.namespace.is_none() {
             object.object.metadata.namespace = Some(ctx.namespace.clone());
         }
+        if namespaced
+            && !object.is_migration_template()
+            && object.object.metadata.namespace.as_deref() == Some(ctx.namespace.as_str())
+        {
+            object
+                .object
+                .metadata
+                .labels
+                .get_or_insert_default()
+                .insert(applyset::PART_OF.into(), applyset::id(&ctx.namespace));
+        }
         let item = Resolved { object, resource, namespaced, live: None };
         if item.object.is_migration_template() {
             migration = Some(Resolved { object: manifests::migration_copy(&item.object), ..item });
@@ -229,12 +240,16 @@ async fn dry_run(ctx: &Ctx<'_>, resolved: &mut [Resolved]) -> Result<Vec<ObjectR
                 .patch(item.object.name(), dry, &Patch::Apply(&item.object.object))
                 .await
                 .map_err(|e| rejected(&item.object, e))?;
-            let action = match &live {
-                None => Action::WouldCreate,
-                Some(live) if comparable(live) == comparable(&result) => Action::Unchanged,
-                Some(_) => Action::WouldConfigure,
+            let (action, diff) = match &live {
+                None => (Action::WouldCreate, String::new()),
+                Some(live) if diff::comparable(live) == diff::comparable(&result) => {
+                    (Action::Unchanged, String::new())
+                }
+                Some(live) => {
+                    (Action::WouldConfigure, diff::object_diff(&item.object.gvk.kind, live, &result))
+                }
             };
-            Ok::<_, RolloutError>((live, action))
+            Ok::<_, RolloutError>((live, action, diff))
         }
     }))
     .buffered(8)
@@ -242,7 +257,7 @@ async fn dry_run(ctx: &Ctx<'_>, resolved: &mut [Resolved]) -> Result<Vec<ObjectR
     .await;
     let mut rows = Vec::new();
     for (item, check) in resolved.iter_mut().zip(checks) {
-        let (live, action) = check?;
+        let (live, action, diff) = check?;
         item.live = live;
         let mut row = item.row(action);
         row.adopted_from = item.live.as_ref().and_then(crate::adopt::adopted_from);
@@ -253,6 +268,12 @@ async fn dry_run(ctx: &Ctx<'_>, resolved: &mut [Resolved]) -> Result<Vec<ObjectR
                 action.as_str()
             )),
             None => ctx.out.line(format!("  {} {}", item.object.label(), action.as_str())),
+        }
+        if ctx.config.dry_run && !diff.is_empty() {
+            let _group = ctx.out.group(&format!("diff {}", item.object.label()));
+            for line in diff.lines() {
+                ctx.out.line(format!("    {line}"));
+            }
         }
         rows.push(row);
     }
@@ -332,17 +353,18 @@ async fn prune_candidates(
         .map(|i| (i.object.gvk.kind.clone(), i.object.name().to_string()))
         .collect();
     let kinds: Vec<_> = resolved.iter().map(|i| i.object.gvk.clone()).collect();
-    prune::candidates(
-        &ctx.client,
-        discovery,
-        &ctx.namespace,
-        &ctx.config.prune_selector,
-        &ctx.config.field_manager,
-        &kinds,
-        &keep,
-    )
-    .await
-    .map_err(RolloutError::kube("listing objects to prune"))
+    let recorded = applyset::recorded(&ctx.client, &ctx.namespace)
+        .await
+        .map_err(RolloutError::kube(format!("reading ConfigMap/{}", applyset::PARENT)))?;
+    let inventory = prune::Inventory {
+        id: applyset::id(&ctx.namespace),
+        group_kinds: recorded,
+        selector: ctx.config.prune_selector.clone(),
+        field_manager: ctx.config.field_manager.clone(),
+    };
+    prune::candidates(&ctx.client, discovery, &ctx.namespace, &kinds, &keep, &inventory)
+        .await
+        .map_err(RolloutError::kube("listing objects to prune"))
 }
 
 /// The dry run's refusal of an object as the one-line error the contract asks for.
@@ -354,18 +376,4 @@ pub fn rejected(object: &Object, err: kube::Error) -> RolloutError {
         },
         other => RolloutError::Kube { what: format!("dry run of {}", object.label()), cause: other },
     }
-}
-
-/// An object without what the server changes on every write, for "would this change it?".
-fn comparable(object: &DynamicObject) -> Value {
-    let mut value = serde_json::to_value(object).unwrap_or_default();
-    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in ["managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"] {
-            metadata.remove(key);
-        }
-    }
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-    }
-    value
 }

@@ -140,6 +140,14 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
             _ => return pending("waiting for the Job to be observed"),
         },
     };
+    // The status can reach the store before the pods' own events: the pods must show it too, so
+    // the report's running digests and ready counts describe the finished rollout.
+    let state = match state {
+        RolloutState::Complete if ready_pods(cluster, target) < wanted_pods(cluster, target) => {
+            RolloutState::Progressing("waiting for the ready pods to be observed".into())
+        }
+        other => other,
+    };
     let fatal = match state {
         RolloutState::Progressing(_) => current_pods(cluster, target)
             .iter()
@@ -148,6 +156,43 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
         _ => Vec::new(),
     };
     (state, fatal)
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Ready, not terminating pods of the target's current revision.
+pub fn ready_pods(cluster: &Cluster, target: &Target) -> usize {
+    current_pods(cluster, target).iter().filter(|p| ready(p)).count()
+}
+
+/// How many ready pods a finished rollout of the target has (0: not counted).
+fn wanted_pods(cluster: &Cluster, target: &Target) -> usize {
+    let count = match target.kind {
+        Kind::Deployment => cluster
+            .deployments
+            .find(|d| d.name_any() == target.name)
+            .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
+        Kind::StatefulSet => cluster.statefulsets.find(|s| s.name_any() == target.name).map(|s| {
+            let spec = s.spec.clone().unwrap_or_default();
+            let partitioned =
+                spec.update_strategy.and_then(|u| u.rolling_update).and_then(|r| r.partition).unwrap_or(0)
+                    > 0;
+            if partitioned { 0 } else { spec.replicas.unwrap_or(1) }
+        }),
+        Kind::DaemonSet => cluster
+            .daemonsets
+            .find(|s| s.name_any() == target.name)
+            .and_then(|s| s.status.as_ref().map(|st| st.desired_number_scheduled)),
+        Kind::Job => None,
+    };
+    usize::try_from(count.unwrap_or(0)).unwrap_or(0)
 }
 
 /// The pods of the target's current revision (a Deployment: its newest ReplicaSet's; a

@@ -1062,3 +1062,69 @@ async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_
         "an env entry the render dropped stayed: {worker}"
     );
 }
+
+#[tokio::test]
+async fn issue14_the_dry_run_shows_each_change_as_a_diff_with_secret_values_masked() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-diff"));
+    let mut docs = render(&ns.0, &images);
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("before");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("after");
+    let secret = "it-new-password-4711";
+    find(&mut docs, "Secret", "statuspage-secrets")["stringData"]["DATABASE_PASSWORD"] = json!(secret);
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("diff ConfigMap/statuspage-settings"), "{stderr}");
+    assert!(stderr.contains("-  IT_SETTING: before") && stderr.contains("+  IT_SETTING: after"), "{stderr}");
+    assert!(stderr.contains("DATABASE_PASSWORD: '*** (changed)'"), "{stderr}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+    assert!(!stderr.contains(secret) && !stderr.contains(&encoded), "a Secret value was printed");
+    assert!(!stderr.contains("managedFields") && !stderr.contains("resourceVersion"), "{stderr}");
+    assert_eq!(report["result"], "dry-run");
+}
+
+#[tokio::test]
+async fn issue14_prune_follows_the_applyset_inventory_for_every_kind() {
+    let images = demo_images().await;
+    let ns = Namespace(unique("it-rollout-applyset"));
+    let mut docs = render(&ns.0, &images);
+    let extra = [
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "it-cron", "namespace": ns.0},
+               "spec": {"schedule": "0 0 1 1 *", "suspend": true, "jobTemplate": {"spec": {"template": {"spec": {
+                   "restartPolicy": "Never", "containers": [{"name": "c", "image": images["worker"]}]}}}}}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "it-extra", "namespace": ns.0},
+               "stringData": {"a": "b"}}),
+    ];
+    docs.extend(extra.iter().cloned());
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let parent = kubectl_json(&["-n", &ns.0, "get", "configmap", "statuspage-applyset"]);
+    let id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"].as_str().unwrap().to_string();
+    let kinds =
+        parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"].as_str().unwrap();
+    assert!(
+        kinds.contains("CronJob.batch") && kinds.contains("Secret") && kinds.contains("Deployment.apps"),
+        "{kinds}"
+    );
+    let cron = kubectl_json(&["-n", &ns.0, "get", "cronjob", "it-cron"]);
+    assert_eq!(cron["metadata"]["labels"]["applyset.kubernetes.io/part-of"], json!(id));
+
+    // Both leave the render (no label selector of the release on them): pruned from the inventory.
+    docs.retain(|d| d["metadata"]["name"] != "it-cron" && d["metadata"]["name"] != "it-extra");
+    let (code, report, stderr) = rollout(&docs, &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let planned: Vec<&Value> =
+        report["objects"].as_array().unwrap().iter().filter(|o| o["action"] == "would prune").collect();
+    assert_eq!(planned.len(), 2, "{report}");
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!kubectl(&["-n", &ns.0, "get", "cronjob", "it-cron"]).0, "the CronJob is still there");
+    assert!(!kubectl(&["-n", &ns.0, "get", "secret", "it-extra"]).0, "the Secret is still there");
+    assert!(
+        kubectl(&["-n", &ns.0, "get", "secret", "statuspage-secrets"]).0,
+        "a Secret of the render was pruned"
+    );
+}
