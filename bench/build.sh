@@ -21,8 +21,10 @@ rounds=${1:-1}
 source "${STATUSPAGE_STACK_DIR:-/tmp/statuspage-stack}/env" 2>/dev/null ||
   { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
 [[ -n ${STACK_BASE_IMAGE:-} ]] || { echo "no stand-in base image: run tests/stack/up.sh" >&2; exit 1; }
-bin=$repo/target/release/statuspage-build
-(cd "$repo" && cargo build --release --quiet -p statuspage-build-images)
+# STATUSPAGE_BIN_DIR=target/debug reuses a debug build (the build is the engine's work, not ours).
+bin_dir=${STATUSPAGE_BIN_DIR:-$repo/target/release}
+[[ -n ${STATUSPAGE_BIN_DIR:-} ]] || (cd "$repo" && cargo build --release --quiet -p statuspage-build-images)
+bin=$bin_dir/statuspage-build
 source_dir=$repo/tests/fixtures/statuspage-src
 context=$repo/images
 
