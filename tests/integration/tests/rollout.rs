@@ -33,6 +33,22 @@ fn repo_root() -> PathBuf {
 
 static IMAGES: OnceCell<BTreeMap<String, String>> = OnceCell::const_new();
 
+/// Every test uses the cluster shared; the API server restart test alone, exclusively (its
+/// outage would fail the others' runs).
+static CLUSTER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The demo images, and the cluster shared with the other tests.
+async fn shared_cluster() -> (BTreeMap<String, String>, tokio::sync::RwLockReadGuard<'static, ()>) {
+    let guard = CLUSTER.read().await;
+    (demo_images().await, guard)
+}
+
+/// The demo images, and the cluster to this test alone.
+async fn exclusive_cluster() -> (BTreeMap<String, String>, tokio::sync::RwLockWriteGuard<'static, ()>) {
+    let guard = CLUSTER.write().await;
+    (demo_images().await, guard)
+}
+
 async fn demo_images() -> BTreeMap<String, String> {
     IMAGES.get_or_init(|| build_and_push(stack())).await.clone()
 }
@@ -232,7 +248,7 @@ fn deployment_report<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn a_good_rollout_completes_and_a_second_one_changes_nothing() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-good"));
     let docs = render(&ns.0, &images);
 
@@ -266,7 +282,7 @@ async fn a_good_rollout_completes_and_a_second_one_changes_nothing() {
 
 #[tokio::test]
 async fn a_failing_migration_stops_before_the_deployments() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-migrate"));
     let mut docs = render(&ns.0, &images);
     find(&mut docs, "Job", "statuspage-migrate")["spec"]["template"]["spec"]["containers"][0]["env"] =
@@ -284,7 +300,7 @@ async fn a_failing_migration_stops_before_the_deployments() {
 
 #[tokio::test]
 async fn a_broken_image_is_diagnosed_and_rolled_back() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-broken"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -318,7 +334,7 @@ async fn a_broken_image_is_diagnosed_and_rolled_back() {
 
 #[tokio::test]
 async fn an_invalid_object_is_refused_and_nothing_changes() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-invalid"));
     let mut docs = render(&ns.0, &images);
     find(&mut docs, "Service", "statuspage-web")["spec"]["ports"][0]["port"] = json!(700000);
@@ -336,7 +352,7 @@ async fn an_invalid_object_is_refused_and_nothing_changes() {
 
 #[tokio::test]
 async fn a_crashing_container_is_diagnosed_and_left_alone_with_no_rollback() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-crash"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -357,7 +373,7 @@ async fn a_crashing_container_is_diagnosed_and_left_alone_with_no_rollback() {
 
 #[tokio::test]
 async fn a_crash_loop_fails_fast_long_before_the_progress_deadline_and_is_rolled_back() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-fast"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -379,7 +395,7 @@ async fn a_crash_loop_fails_fast_long_before_the_progress_deadline_and_is_rolled
 
 #[tokio::test]
 async fn objects_taken_out_of_the_render_are_pruned_and_nobody_elses_are_touched() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-prune"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -458,7 +474,7 @@ fn put_lease(namespace: &str, holder: &str, renewed: &str) {
 
 #[tokio::test]
 async fn a_second_rollout_waits_its_turn_and_an_expired_lease_is_taken_over() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-lease"));
     let docs = render(&ns.0, &images);
     let created = Command::new("kubectl").args(["create", "namespace", &ns.0]).output().unwrap();
@@ -552,7 +568,7 @@ fn stateful_and_daemon(docs: &mut [Value]) -> Vec<Value> {
 
 #[tokio::test]
 async fn issue14_statefulsets_and_daemonsets_are_awaited_and_rolled_back() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-kinds"));
     let mut docs = render(&ns.0, &images);
     let extra = stateful_and_daemon(&mut docs);
@@ -588,7 +604,7 @@ async fn issue14_statefulsets_and_daemonsets_are_awaited_and_rolled_back() {
 
 #[tokio::test]
 async fn issue14_a_paused_deployment_is_refused_and_nothing_is_applied() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-paused"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -619,7 +635,7 @@ async fn issue14_a_paused_deployment_is_refused_and_nothing_is_applied() {
 
 #[tokio::test]
 async fn issue14_running_lists_only_the_current_revision_and_counts_terminating_pods() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-running"));
     let mut docs = render(&ns.0, &images);
     let worker = find(&mut docs, "Deployment", "statuspage-worker");
@@ -646,7 +662,7 @@ async fn issue14_running_lists_only_the_current_revision_and_counts_terminating_
 
 #[tokio::test]
 async fn issue14_a_changed_migration_template_is_a_new_job_and_a_running_other_one_is_refused() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-job"));
     let mut docs = render(&ns.0, &images);
     let (code, first, stderr) = rollout(&docs, &[]);
@@ -689,7 +705,7 @@ fn running_digest(report: &Value, component: &str) -> String {
 
 #[tokio::test]
 async fn issue14_the_render_must_run_the_release_and_the_report_compares_digests() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-release"));
     let mut docs = render(&ns.0, &images);
     let (code, report, stderr) = rollout(&docs, &[]);
@@ -740,7 +756,7 @@ async fn issue14_the_render_must_run_the_release_and_the_report_compares_digests
 
 #[tokio::test]
 async fn issue14_a_progress_deadline_left_by_an_earlier_run_does_not_decide_this_one() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-stale"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -762,7 +778,7 @@ async fn issue14_a_progress_deadline_left_by_an_earlier_run_does_not_decide_this
 
 #[tokio::test]
 async fn issue14_an_hpa_and_replicas_on_one_deployment_are_refused_and_a_dropped_replicas_keeps_the_count() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-hpa"));
     let mut docs = render(&ns.0, &images);
     find(&mut docs, "Deployment", "statuspage-worker")["spec"]["replicas"] = json!(2);
@@ -788,7 +804,7 @@ async fn issue14_an_hpa_and_replicas_on_one_deployment_are_refused_and_a_dropped
 
 #[tokio::test]
 async fn issue13_a_rollback_restores_the_configuration_the_pods_read() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-config"));
     let mut docs = render(&ns.0, &images);
     find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("old");
@@ -894,7 +910,7 @@ fn lease_exists(namespace: &str) -> bool {
 
 #[tokio::test]
 async fn issue13_sigint_then_sigterm_during_the_wait_reports_releases_the_lease_and_a_rerun_converges() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-signal"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -930,7 +946,7 @@ async fn issue13_sigint_then_sigterm_during_the_wait_reports_releases_the_lease_
 
 #[tokio::test]
 async fn issue14_a_renewal_that_finds_another_holder_stops_with_exit_3() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-renew"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -1001,7 +1017,7 @@ fn restart_apiserver() {
 
 #[tokio::test]
 async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout_completes() {
-    let images = demo_images().await;
+    let (images, _cluster) = exclusive_cluster().await;
     let ns = Namespace(unique("it-rollout-restart"));
     let mut docs = render(&ns.0, &images);
     let (code, _, stderr) = rollout(&docs, &[]);
@@ -1027,7 +1043,7 @@ async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout
 
 #[tokio::test]
 async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_are_removed() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-adopt"));
     let docs = render(&ns.0, &images);
 
@@ -1065,7 +1081,7 @@ async fn issue14_what_kubectl_apply_made_is_adopted_and_fields_the_render_drops_
 
 #[tokio::test]
 async fn issue14_the_dry_run_shows_each_change_as_a_diff_with_secret_values_masked() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-diff"));
     let mut docs = render(&ns.0, &images);
     find(&mut docs, "ConfigMap", "statuspage-settings")["data"]["IT_SETTING"] = json!("before");
@@ -1088,7 +1104,7 @@ async fn issue14_the_dry_run_shows_each_change_as_a_diff_with_secret_values_mask
 
 #[tokio::test]
 async fn issue14_prune_follows_the_applyset_inventory_for_every_kind() {
-    let images = demo_images().await;
+    let (images, _cluster) = shared_cluster().await;
     let ns = Namespace(unique("it-rollout-applyset"));
     let mut docs = render(&ns.0, &images);
     let extra = [
