@@ -36,7 +36,7 @@ elapsed() { echo "$(now) - $1" | bc; }
 ratio() { echo "$1 / $2" | bc -l; }
 
 empty_engine() {
-  docker image ls --format '{{.Repository}}:{{.Tag}}' | grep -E '/bench-' | xargs -r docker image rm -f >/dev/null
+  docker image ls --format '{{.Repository}}:{{.Tag}}' | { grep -E '/bench-' || true; } | xargs -r docker image rm -f >/dev/null
   docker builder prune -af >/dev/null
 }
 
