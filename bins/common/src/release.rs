@@ -62,12 +62,12 @@ pub struct ReleaseImage {
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     /// Not JSON, or not the expected shape.
-    #[error("release document {origin} is malformed: {source}")]
+    #[error("release document {origin} is malformed: {detail}")]
     Malformed {
         /// Where it came from.
         origin: String,
-        /// The parser's message (names the field and position).
-        source: serde_json::Error,
+        /// The parser's message (names the field and position); in the message, not repeated as a cause.
+        detail: serde_json::Error,
     },
     /// A version this code does not know.
     #[error(
@@ -130,7 +130,7 @@ impl Release {
             return Err(ReleaseError::Empty { origin: origin.to_string() });
         }
         let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|source| ReleaseError::Malformed { origin: origin.to_string(), source })?;
+            .map_err(|detail| ReleaseError::Malformed { origin: origin.to_string(), detail })?;
         if !value.is_object() {
             let invalid = |problem: &str| ReleaseError::Invalid {
                 origin: origin.to_string(),
@@ -150,7 +150,7 @@ impl Release {
             });
         }
         let release: Release = serde_json::from_value(value)
-            .map_err(|source| ReleaseError::Malformed { origin: origin.to_string(), source })?;
+            .map_err(|detail| ReleaseError::Malformed { origin: origin.to_string(), detail })?;
         if release.version != RELEASE_VERSION {
             return Err(ReleaseError::Version { origin: origin.to_string(), found: release.version });
         }
