@@ -437,3 +437,168 @@ pub fn field<'a>(value: &'a Value, pointer: &str, op: Operation) -> Result<&'a s
         what: format!("no {pointer} in the answer"),
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// One scripted answer: status, headers, body.
+    pub(crate) type Scripted<'a> = (u16, Vec<(&'a str, String)>, Value);
+
+    /// A transport answering from a script, recording what it was sent.
+    #[derive(Clone)]
+    pub(crate) struct Fake {
+        answers: Arc<Mutex<std::collections::VecDeque<ApiResponse>>>,
+        sent: Arc<Mutex<Vec<ApiRequest>>>,
+    }
+
+    impl Fake {
+        pub(crate) fn new(answers: Vec<(u16, Value)>) -> Self {
+            Self::with_headers(answers.into_iter().map(|(s, b)| (s, vec![], b)).collect())
+        }
+
+        pub(crate) fn with_headers(answers: Vec<Scripted<'_>>) -> Self {
+            let answers = answers
+                .into_iter()
+                .map(|(status, headers, body)| ApiResponse {
+                    status,
+                    headers: headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    body: body.to_string(),
+                })
+                .collect();
+            Self { answers: Arc::new(Mutex::new(answers)), sent: Arc::new(Mutex::new(Vec::new())) }
+        }
+
+        pub(crate) fn sent(&self) -> Vec<ApiRequest> {
+            self.sent.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for Fake {
+        async fn send(&self, request: &ApiRequest) -> Result<ApiResponse, String> {
+            self.sent.lock().unwrap().push(request.clone());
+            self.answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .ok_or_else(|| format!("unexpected request {}", request.path))
+        }
+    }
+
+    pub(crate) fn api_over(fake: &Fake) -> Api {
+        let endpoints = Endpoints {
+            api_url: "https://api.github.com".into(),
+            server_url: "https://github.com".into(),
+            repository: "o/r".into(),
+            run_id: Some("9".into()),
+        };
+        Api::new(Box::new(fake.clone()), endpoints, RetryPolicy { attempts: 3, ..RetryPolicy::default() })
+    }
+
+    const OP: Operation = Operation { what: "create a deployment", permission: "deployments: write" };
+
+    async fn create(api: &Api) -> Result<Value, RecordError> {
+        api.call(OP, "POST", "/repos/o/r/deployments".into(), Some(serde_json::json!({"ref": "main"}))).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn primary_rate_limit_waits_until_the_reset() {
+        let reset = (chrono::Utc::now().timestamp() + 30).to_string();
+        let fake = Fake::with_headers(vec![
+            (
+                403,
+                vec![("x-ratelimit-remaining", "0".into()), ("x-ratelimit-reset", reset)],
+                serde_json::json!({"message": "API rate limit exceeded for installation ID 1."}),
+            ),
+            (201, vec![], serde_json::json!({"id": 5})),
+        ]);
+        let api = api_over(&fake);
+        assert_eq!(create(&api).await.unwrap()["id"], 5);
+        let waits = api.waits();
+        assert_eq!(waits.len(), 1);
+        assert!((29..=32).contains(&waits[0].as_secs()), "{waits:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn secondary_rate_limit_honours_retry_after() {
+        let fake = Fake::with_headers(vec![
+            (
+                403,
+                vec![("retry-after", "45".into())],
+                serde_json::json!({"message": "You have exceeded a secondary rate limit."}),
+            ),
+            (429, vec![], serde_json::json!({"message": "secondary rate limit"})),
+            (201, vec![], serde_json::json!({"id": 5})),
+        ]);
+        let api = api_over(&fake);
+        create(&api).await.unwrap();
+        assert_eq!(api.waits(), [Duration::from_secs(45), Duration::from_secs(60)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limit_beyond_the_bound_is_an_outage() {
+        let fake = Fake::with_headers(vec![(
+            429,
+            vec![("retry-after", "3600".into())],
+            serde_json::json!({"message": "You have exceeded a secondary rate limit."}),
+        )]);
+        let api = api_over(&fake);
+        let err = create(&api).await.unwrap_err();
+        assert!(err.is_outage(), "{err}");
+        assert!(err.to_string().contains("3600s") && err.to_string().contains("300s"), "{err}");
+        assert!(api.waits().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forbidden_names_the_permission() {
+        let fake = Fake::new(vec![(
+            403,
+            serde_json::json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com/rest"}),
+        )]);
+        let api = api_over(&fake);
+        let err = create(&api).await.unwrap_err().to_string();
+        assert!(
+            err.contains("`deployments: write`") && err.contains("o/r") && err.contains("permissions:"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn not_found_names_the_repository() {
+        let fake = Fake::new(vec![(404, serde_json::json!({"message": "Not Found"}))]);
+        let err = create(&api_over(&fake)).await.unwrap_err().to_string();
+        assert!(err.contains("repository o/r does not exist") && err.contains("GITHUB_REPOSITORY"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unauthorized_says_which_token() {
+        let fake = Fake::new(vec![(401, serde_json::json!({"message": "Bad credentials"}))]);
+        let err = create(&api_over(&fake)).await.unwrap_err().to_string();
+        assert!(err.contains("401") && err.contains("github.token"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_are_retried_then_reported_as_an_outage() {
+        let fake = Fake::new(vec![
+            (502, serde_json::json!({"message": "Server Error"})),
+            (503, serde_json::json!({"message": "Unavailable"})),
+            (500, serde_json::json!({"message": "Server Error"})),
+        ]);
+        let api = api_over(&fake);
+        let err = create(&api).await.unwrap_err();
+        assert!(err.is_outage() && err.to_string().contains("after 3 attempts"), "{err}");
+        assert_eq!(api.waits(), [Duration::from_secs(2), Duration::from_secs(4)]);
+    }
+
+    #[test]
+    fn not_every_403_is_a_rate_limit() {
+        let plain = ApiResponse {
+            status: 403,
+            body: r#"{"message":"Resource not accessible by integration"}"#.into(),
+            ..Default::default()
+        };
+        assert_eq!(rate_limit_wait(&plain, 0), None);
+    }
+}

@@ -234,3 +234,161 @@ async fn pull_request(api: &Api, spec: &WriteBack, head: &Head) -> Result<Writte
         url: field(&answer, "/html_url", PULL)?.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::tests::{Fake, api_over};
+    use serde_json::json;
+
+    const HEAD: &str = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d";
+    const MOVED: &str = "aa218f56b14c9653891f9e74264a383fa43fefbd";
+    const PATH: &str = "manifests/app/overlays/production/kustomization.yaml";
+
+    fn spec(mode: Mode) -> WriteBack {
+        WriteBack {
+            branch: "main".into(),
+            path: PATH.into(),
+            commit: HEAD.into(),
+            patched: "images:\n  - name: statuspage-web\n    newTag: new\n".into(),
+            images: vec![DesiredImage {
+                component: "web".into(),
+                name: "statuspage-web".into(),
+                new_name: "r.example/statuspage-web".into(),
+                new_tag: "new".into(),
+                digest: None,
+            }],
+            message: "deploy(production): release abc is live\n\nbody".into(),
+            pr_branch: "statuspage/deploy-production-1".into(),
+            mode,
+            attempts: 3,
+        }
+    }
+
+    fn branch(sha: &str, protected: bool) -> (u16, serde_json::Value) {
+        (
+            200,
+            json!({"name": "main", "protected": protected, "commit": {"sha": sha, "commit": {"tree": {"sha": "t0"}}}}),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn commits_when_the_branch_is_where_the_deploy_started() {
+        let fake = Fake::new(vec![
+            branch(HEAD, false),
+            (201, json!({"sha": "t1"})),
+            (201, json!({"sha": "c1"})),
+            (200, json!({"ref": "refs/heads/main", "object": {"sha": "c1"}})),
+        ]);
+        let api = api_over(&fake);
+        assert_eq!(
+            write_back(&api, &spec(Mode::Commit)).await.unwrap(),
+            Written::Committed { sha: "c1".into() }
+        );
+        let sent = fake.sent();
+        let route: Vec<String> = sent.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        assert_eq!(
+            route,
+            [
+                "GET /repos/o/r/branches/main",
+                "POST /repos/o/r/git/trees",
+                "POST /repos/o/r/git/commits",
+                "PATCH /repos/o/r/git/refs/heads%2Fmain"
+            ]
+        );
+        let tree = sent[1].body.as_ref().unwrap();
+        assert_eq!(tree["base_tree"], "t0");
+        assert_eq!(tree["tree"][0]["path"], PATH);
+        assert!(tree["tree"][0]["content"].as_str().unwrap().contains("newTag: new"));
+        assert_eq!(sent[2].body.as_ref().unwrap()["parents"], json!([HEAD]));
+        assert_eq!(sent[3].body.as_ref().unwrap(), &json!({"sha": "c1", "force": false}));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn branch_moved_rereads_reapplies_and_retries_without_force() {
+        // Someone pushed between our read and our update: GitHub refuses the non-fast-forward.
+        let moved_file = "# a comment someone added\nimages:\n  - name: statuspage-web\n    newTag: old\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(moved_file);
+        let fake = Fake::new(vec![
+            branch(HEAD, false),
+            (201, json!({"sha": "t1"})),
+            (201, json!({"sha": "c1"})),
+            (
+                422,
+                json!({"message": "Update is not a fast forward", "documentation_url": "https://docs.github.com/rest"}),
+            ),
+            branch(MOVED, false),
+            (
+                200,
+                json!({"type": "file", "encoding": "base64", "path": PATH, "sha": "b1", "content": encoded}),
+            ),
+            (201, json!({"sha": "t2"})),
+            (201, json!({"sha": "c2"})),
+            (200, json!({"ref": "refs/heads/main", "object": {"sha": "c2"}})),
+        ]);
+        let api = api_over(&fake);
+        assert_eq!(
+            write_back(&api, &spec(Mode::Commit)).await.unwrap(),
+            Written::Committed { sha: "c2".into() }
+        );
+        let sent = fake.sent();
+        assert_eq!(sent[5].path, format!("/repos/o/r/contents/{PATH}?ref={MOVED}"));
+        let content = sent[6].body.as_ref().unwrap()["tree"][0]["content"].as_str().unwrap().to_string();
+        assert!(content.starts_with("# a comment someone added\n"), "their change is kept: {content}");
+        assert!(
+            content.contains("newName: r.example/statuspage-web") && content.contains("newTag: new"),
+            "{content}"
+        );
+        assert_eq!(sent[7].body.as_ref().unwrap()["parents"], json!([MOVED]));
+        assert!(
+            sent.iter().filter(|r| r.method == "PATCH").all(|r| r.body.as_ref().unwrap()["force"] == false)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_branch_that_keeps_moving_gives_up_after_the_bound() {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(branch(HEAD, false));
+            answers.push((201, json!({"sha": "t1"})));
+            answers.push((201, json!({"sha": "c1"})));
+            answers.push((422, json!({"message": "Update is not a fast forward"})));
+        }
+        let fake = Fake::new(answers);
+        let api = api_over(&fake);
+        let err = write_back(&api, &spec(Mode::Commit)).await.unwrap_err();
+        assert!(matches!(err, RecordError::BranchKeptMoving { attempts: 3, .. }), "{err}");
+        assert_eq!(fake.sent().len(), 12);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn protected_branch_gets_a_pull_request() {
+        let fake = Fake::new(vec![
+            branch(HEAD, true),
+            (201, json!({"sha": "t1"})),
+            (201, json!({"sha": "c1"})),
+            (201, json!({"ref": "refs/heads/statuspage/deploy-production-1", "object": {"sha": "c1"}})),
+            (201, json!({"number": 7, "html_url": "https://github.com/o/r/pull/7"})),
+        ]);
+        let api = api_over(&fake);
+        let written = write_back(&api, &spec(Mode::Commit)).await.unwrap();
+        assert_eq!(written, Written::PullRequest { number: 7, url: "https://github.com/o/r/pull/7".into() });
+        let sent = fake.sent();
+        assert_eq!(
+            sent[3].body.as_ref().unwrap(),
+            &json!({"ref": "refs/heads/statuspage/deploy-production-1", "sha": "c1"})
+        );
+        let pull = sent[4].body.as_ref().unwrap();
+        assert_eq!(pull["head"], "statuspage/deploy-production-1");
+        assert_eq!(pull["base"], "main");
+        assert_eq!(pull["title"], "deploy(production): release abc is live");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unchanged_tree_commits_nothing() {
+        let fake = Fake::new(vec![branch(HEAD, false), (201, json!({"sha": "t0"}))]);
+        let api = api_over(&fake);
+        assert_eq!(write_back(&api, &spec(Mode::Commit)).await.unwrap(), Written::Unchanged);
+        assert_eq!(fake.sent().len(), 2);
+    }
+}
