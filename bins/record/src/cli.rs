@@ -391,7 +391,13 @@ async fn run_finish(args: &FinishArgs) -> Result<u8, RecordError> {
             fix: "give the number statuspage-record start printed".into(),
         })?),
     };
-    let rollout = args.rollout_report.as_deref().filter(|p| p.exists()).map(read_json).transpose()?;
+    // A rollout that stopped before printing its report leaves no file, or an empty one.
+    let rollout = args
+        .rollout_report
+        .as_deref()
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .map(read_json)
+        .transpose()?;
     let write_back = args.write_back(&release)?;
     let head = args.sha.clone().unwrap_or_else(|| release.commit.clone());
     let api = args.github.api(&head)?;

@@ -231,3 +231,66 @@ pub fn ingress_url(rendered: &str) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(verdict: Verdict, rollout: Option<Value>) -> FinishConfig {
+        FinishConfig {
+            environment: "production".into(),
+            deployment_id: Some(1),
+            verdict,
+            environment_url: Some("https://status.example.com".into()),
+            rollout,
+            write_back: None,
+            seconds: None,
+        }
+    }
+
+    #[test]
+    fn success_carries_the_url_and_retires_earlier_deployments() {
+        let status = final_status(&Release::new("a".repeat(40)), &config(Verdict::Deployed, None), None);
+        assert_eq!(status.state, State::Success);
+        assert_eq!(status.environment_url.as_deref(), Some("https://status.example.com"));
+        assert!(status.auto_inactive);
+    }
+
+    #[test]
+    fn a_rollback_says_what_is_live_now() {
+        let rollout = json!({"deployments": [
+            {"images": ["r.example/statuspage-web:0123456789abcdef@sha256:00"]},
+            {"images": ["r.example/statuspage-worker:0123456789abcdef"]}
+        ]});
+        let status =
+            final_status(&Release::new("b".repeat(40)), &config(Verdict::RolledBack, Some(rollout)), None);
+        assert_eq!(status.state, State::Failure);
+        assert_eq!(
+            status.description,
+            "bbbbbbbbbbbb failed and was rolled back; live now: statuspage-web:0123456789ab, statuspage-worker:0123456789ab"
+        );
+        assert_eq!(status.environment_url, None);
+        assert!(!status.auto_inactive);
+    }
+
+    #[test]
+    fn no_result_is_an_error_status() {
+        let status = final_status(&Release::new("c".repeat(40)), &config(Verdict::Stopped, None), None);
+        assert_eq!(status.state, State::Error);
+        assert!(Verdict::parse("exploded").is_err());
+    }
+
+    #[test]
+    fn descriptions_stay_within_githubs_140_characters() {
+        assert_eq!(deployment::one_line(&"x".repeat(500)).chars().count(), 140);
+        assert_eq!(deployment::one_line("a\nb"), "a b");
+    }
+
+    #[test]
+    fn the_environment_url_is_the_first_ingress_host() {
+        let rendered = "kind: Service\nmetadata: {name: web}\n---\nkind: Ingress\nspec:\n  rules:\n    - host: status.example.com\n";
+        assert_eq!(ingress_url(rendered).as_deref(), Some("https://status.example.com"));
+        assert_eq!(ingress_url("kind: Service\n"), None);
+    }
+}
