@@ -3,6 +3,7 @@
 # certs.d). Data directories stay in $STACK_DIR; pass --purge to remove them too.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib.sh"
+bash "$here/github.sh" down || true
 bash "$here/data.sh" down || true
 bash "$here/cluster.sh" down || true
 for component in registry aws docker; do

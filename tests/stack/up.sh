@@ -15,4 +15,5 @@ stack_env STACK_BASE_IMAGE statuspage.local/python:3.11-slim-bookworm
 bash "$here/cluster.sh" up
 # PostgreSQL and Redis listen on the node address, which the cluster brings up.
 bash "$here/data.sh" up
+bash "$here/github.sh" up # the GitHub API mock (Prism) for statuspage-record
 stack_log "stack up in $((SECONDS - start))s: source $STACK_ENV_FILE"

@@ -84,4 +84,27 @@ for spec in $GO_TOOLS; do
     printf '%s' "$spec" >"$stamp"
   fi
 done
+
+# --- npm packages ---------------------------------------------------------------------------
+# npm_prefix NAME "PKGS": one npm prefix per set under $CACHE/npm-NAME, reinstalled only when the
+# pin list changes. Node and npm come from Debian (nodejs, npm) when the machine has none.
+if ! command -v npm >/dev/null; then
+  log "apt-get install nodejs npm"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+fi
+npm_prefix() {
+  local name=$1 pkgs=$2 dir=$CACHE/npm-$1
+  if [[ $(cat "$dir/.pins" 2>/dev/null) != "$pkgs" ]]; then
+    log "npm install into $dir: $pkgs"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error $pkgs >/dev/null
+    printf '%s' "$pkgs" >"$dir/.pins"
+  fi
+}
+npm_prefix prism "$NPM_PRISM"
+npm_prefix github-openapi "$NPM_GITHUB_OPENAPI"
+ln -sf "$CACHE/npm-prism/node_modules/.bin/prism" "$BIN/prism"
 log "tools ready in $BIN"
