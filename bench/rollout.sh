@@ -77,13 +77,13 @@ for d in workloads:
 PY
 }
 
-# Namespaces and their two Secrets (copied from bin/local-deploy's) exist before the clock runs.
+# Namespaces with the Secrets and the data CA bin/local-deploy made exist before the clock runs.
 prepare() {
   local ns=$1
   namespaces+=("$ns")
   kubectl create namespace "$ns" >/dev/null
-  for secret in registry-credentials statuspage-secrets; do
-    kubectl -n statuspage get secret "$secret" -o json |
+  for object in secret/registry-credentials secret/statuspage-secrets configmap/statuspage-data-ca; do
+    kubectl -n statuspage get "$object" -o json |
       "$py" -c 'import json,sys; d=json.load(sys.stdin); m=d["metadata"]; [m.pop(k,None) for k in ("namespace","uid","resourceVersion","creationTimestamp","managedFields","ownerReferences")]; print(json.dumps(d))' |
       kubectl -n "$ns" apply -f - >/dev/null
   done

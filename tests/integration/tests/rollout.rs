@@ -210,6 +210,12 @@ fn render(namespace: &str, images: &BTreeMap<String, String>) -> Vec<Value> {
         "metadata": {"name": "statuspage-secrets", "namespace": namespace},
         "stringData": {"SECRET_KEY": uuid::Uuid::new_v4().to_string().repeat(2), "DATABASE_PASSWORD": "x", "REDIS_PASSWORD": "x"},
     }));
+    // The local overlay mounts the data services' CA (bin/local-deploy creates it from the stack's).
+    docs.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "statuspage-data-ca", "namespace": namespace},
+        "data": {"ca.crt": "not read by the demo app"},
+    }));
     docs
 }
 
