@@ -1032,6 +1032,9 @@ async fn issue14_an_apiserver_restart_during_the_wait_is_resumed_and_the_rollout
     // The new worker becomes ready only after 20 s: the restart happens during the wait.
     let worker = container(&mut docs, "Deployment", "statuspage-worker");
     worker["readinessProbe"] = json!({"httpGet": {"path": "/-/readyz", "port": 9100}, "initialDelaySeconds": 20, "periodSeconds": 1});
+    // The 20 s of readiness and the restart's pause (the scheduler and controllers reconnect too)
+    // must not be judged as a stalled rollout.
+    find(&mut docs, "Deployment", "statuspage-worker")["spec"]["progressDeadlineSeconds"] = json!(600);
     let (child, rx, _dir) = spawn_rollout(&docs, &[]);
     let seen = read_until(&rx, "wait for");
     restart_apiserver();
