@@ -44,6 +44,8 @@ for var in PATH DOCKER_HOST KUBECONFIG AWS_ENDPOINT_URL AWS_REGION AWS_DEFAULT_R
   printf '%s=%s\n' "$var" "${!var}"
 done >"$work/env"
 printf 'ACT_OUT=%s\nSTATUSPAGE_SELF_TEST_BIN_DIR=%s\n' "$work/out" "$bin_dir" >>"$work/env"
+# The stack's GitHub API stand-in (Prism), for a record step pointed at it; unset, GitHub is unreachable.
+if [[ -n ${STACK_GITHUB_API_URL:-} ]]; then printf 'STACK_GITHUB_API_URL=%s\n' "$STACK_GITHUB_API_URL" >>"$work/env"; fi
 
 # run_act NAME [WORKFLOW_FILE [ACT_ARGS...]]: act's exit code; its output in $work/NAME.log.
 run_act() {
@@ -117,4 +119,4 @@ command=$(kubectl -n "$namespace" get deployment statuspage-web -o jsonpath='{.s
 [[ -z $command ]] || fail "web still runs the broken release's command: $command"
 kubectl -n "$namespace" rollout status deployment/statuspage-web --timeout=120s >/dev/null || fail "web not healthy after the rollback"
 echo "[act] deploy-broken: rolled back, web healthy on the previous release" >&2
-echo "[act] 3 workflows, all assertions passed in $((SECONDS - start))s" >&2
+echo "[act] 4 workflow runs, all assertions passed in $((SECONDS - start))s" >&2
