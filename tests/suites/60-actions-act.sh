@@ -58,6 +58,13 @@ run_act() {
 }
 show() { tail -n 60 "$work/$1.log" >&2; }
 
+# deploy.yml cannot run offline (configure-aws-credentials, a checkout of another repository); act
+# still plans it: staging first, production after it.
+act push -W .github/workflows/deploy.yml -l 2>/dev/null >"$work/deploy-plan.txt" || fail "act cannot plan deploy.yml"
+grep -qE '^0 +staging +Deploy to staging' "$work/deploy-plan.txt" &&
+  grep -qE '^1 +production +Deploy to production' "$work/deploy-plan.txt" || { cat "$work/deploy-plan.txt" >&2; fail "deploy.yml: not staging, then production"; }
+echo "[act] deploy.yml plans staging, then production" >&2
+
 run_act single-actions || { show single-actions; fail "single-actions workflow"; }
 grep -q 'self-test mode' "$work/single-actions.log" || { show single-actions; fail "self-test mode not used or not logged"; }
 python3 - "$work/out/single.json" "$work/out/single-kustomization.yaml" <<'PY' || fail "single actions' outputs"
