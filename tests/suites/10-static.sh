@@ -22,7 +22,7 @@ check "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnin
 mapfile -t scripts < <({ git ls-files '*.sh'; echo tests/run; echo bin/local-deploy; echo .ci/run; } | sort -u)
 check "shellcheck" shellcheck -x -S warning "${scripts[@]}"
 
-mapfile -t workflows < <(find .github/workflows -name '*.yml' -o -name '*.yaml' 2>/dev/null | sort)
+mapfile -t workflows < <(find .github/workflows tests/actions/workflows -name '*.yml' -o -name '*.yaml' 2>/dev/null | sort)
 mapfile -t action_files < <(find actions -name 'action.yml' 2>/dev/null | sort)
 if ((${#workflows[@]})); then
   check "actionlint" actionlint -no-color "${workflows[@]}"
