@@ -342,8 +342,9 @@ impl Engine {
             if let Some(message) = info.error_detail.and_then(|e| e.message) {
                 return Err(message);
             }
-            if let Some(rest) = info.status.as_deref().and_then(|s| s.split("digest: ").nth(1)) {
-                digest = rest.split_whitespace().next().map(str::to_string);
+            if let Some(found) = info.status.as_deref().and_then(statuspage_common::image_ref::pushed_digest)
+            {
+                digest = Some(found);
             }
         }
         digest.ok_or_else(|| "the engine reported no digest".into())

@@ -160,3 +160,19 @@ mod tests {
         assert_eq!(r.with_tag("new").to_string(), "reg.example/web:new");
     }
 }
+
+/// The digest a Docker Engine push progress line reports (`"<tag>: digest: sha256:… size: N"`),
+/// if this line is that one (Engine API, `POST /images/{name}/push` stream).
+pub fn pushed_digest(status: &str) -> Option<String> {
+    status.split("digest: ").nth(1)?.split_whitespace().next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod pushed_digest_tests {
+    #[test]
+    fn reads_the_digest_of_a_push_status_line() {
+        let line = "abc: digest: sha256:0123 size: 528";
+        assert_eq!(super::pushed_digest(line).as_deref(), Some("sha256:0123"));
+        assert_eq!(super::pushed_digest("Pushed"), None);
+    }
+}
