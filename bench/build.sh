@@ -117,6 +117,10 @@ for round in $(seq 1 "$rounds"); do
   done
   empty_engine
   ours_registry=$(timed ours "$sha2" "$prefix" --cache-from-commit "$sha1")
+  # For the skip decision at the end: this commit's images in the registry before the engine empties.
+  for target in web worker scheduler; do
+    docker push -q "$STACK_REGISTRY/$prefix-$target:$sha2" >/dev/null
+  done
   empty_engine
   classic_cold=$(timed classic "r$round")
   empty_engine
@@ -131,12 +135,10 @@ for round in $(seq 1 "$rounds"); do
   sums[2]=$(echo "${sums[2]} + $(ratio "$ours_warm" "$buildx_warm")" | bc -l)
   sums[3]=$(echo "${sums[3]} + $(ratio "$ours_registry" "$ours_cold")" | bc -l)
   sums[4]=$(echo "${sums[4]} + $(ratio "$ours_cold" "$buildx_cold")" | bc -l)
+  tail -n 1 "$work/table" >&2 # each round's figures as soon as they are known
 done
 
-# Skip decision: everything of the last commit is in the registry.
-for target in web worker scheduler; do
-  docker push -q "$STACK_REGISTRY/$prefix-$target:$sha2" >/dev/null
-done
+# Skip decision: everything of the last commit is in the registry (pushed in the loop).
 skip=$(timed ours "$sha2" "$prefix")
 grep -q "build skipped" "$work/ours.log" || { echo "expected a skip; log:" >&2; cat "$work/ours.log" >&2; exit 1; }
 empty_engine

@@ -9,6 +9,8 @@ web image itself, so nothing but the images under test is needed in the cluster.
 Control and results over HTTP on port 8080 (the test reaches the pod's IP):
   GET  /stats   {"requests", "errors", "errors_by_kind", "p50_ms", "p99_ms", "max_ms", "rps"}
   POST /reset   start a new measurement window (counters and latencies cleared)
+  POST /load?threads=N&pause_ms=M   change the load: N of the MAX_THREADS (16) threads send,
+                each pausing M ms after every answer (the autoscaling test's heavy and light load)
 
 Environment: TARGET (host:port, required), PATHS (comma-separated, default "/"),
 CONCURRENCY (default 4), TIMEOUT_SECONDS per request (default 5).
@@ -23,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -89,17 +92,39 @@ def one_request(host: str, port: int, path: str, timeout: float) -> str | None:
         conn.close()
 
 
-def worker(stats: Stats, host: str, port: int, paths: list[str], timeout: float, stop: threading.Event) -> None:
+MAX_THREADS = 16
+
+
+class Pace:
+    """How many threads send (the first `threads`) and how long each pauses after an answer."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = min(threads, MAX_THREADS)
+        self.pause = 0.0
+
+    def set(self, threads: int, pause_ms: int) -> dict:
+        self.threads = max(0, min(threads, MAX_THREADS))
+        self.pause = max(0, pause_ms) / 1000
+        return {"threads": self.threads, "pause_ms": round(self.pause * 1000)}
+
+
+def worker(number: int, pace: Pace, stats: Stats, target: tuple[str, int], paths: list[str], timeout: float,
+           stop: threading.Event) -> None:
     index = 0
     while not stop.is_set():
+        if number >= pace.threads:
+            stop.wait(0.2)
+            continue
         path = paths[index % len(paths)]
         index += 1
         started = time.monotonic()
-        error = one_request(host, port, path, timeout)
+        error = one_request(target[0], target[1], path, timeout)
         stats.record(time.monotonic() - started, error)
+        if pace.pause:
+            stop.wait(pace.pause)
 
 
-def control_server(stats: Stats) -> ThreadingHTTPServer:
+def control_server(stats: Stats, pace: Pace) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, body: dict) -> None:
             data = json.dumps(body).encode()
@@ -113,6 +138,13 @@ def control_server(stats: Stats) -> ThreadingHTTPServer:
             self._answer(stats.snapshot())
 
         def do_POST(self) -> None:  # noqa: N802
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/load":
+                query = urllib.parse.parse_qs(url.query)
+                threads = int(query.get("threads", [pace.threads])[0])
+                pause_ms = int(query.get("pause_ms", ["0"])[0])
+                self._answer(pace.set(threads, pause_ms))
+                return
             stats.reset()
             self._answer({"reset": True})
 
@@ -132,15 +164,16 @@ def main() -> int:
     concurrency = int(os.environ.get("CONCURRENCY", "4"))
     timeout = float(os.environ.get("TIMEOUT_SECONDS", "5"))
     stats = Stats()
+    pace = Pace(concurrency)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     threads = [
-        threading.Thread(target=worker, args=(stats, host, int(port), paths, timeout, stop), daemon=True)
-        for _ in range(concurrency)
+        threading.Thread(target=worker, args=(n, pace, stats, (host, int(port)), paths, timeout, stop), daemon=True)
+        for n in range(MAX_THREADS)
     ]
     for thread in threads:
         thread.start()
-    server = control_server(stats)
+    server = control_server(stats, pace)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print(json.dumps({"level": "info", "msg": f"load on {target}{paths} from {concurrency} threads"}), flush=True)
     while not stop.wait(10):

@@ -5,6 +5,8 @@
 set -euo pipefail
 # shellcheck source=tests/stack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/stack/metrics-server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/metrics-server.sh"
 
 K8S_VERSION=v1.34.4                 # keep in step with tests/stack/kubernetes/go.mod
 K8S_MODDIR=$STACK_REPO/tests/stack/kubernetes
@@ -33,6 +35,7 @@ go_build() { # go_build OUT PACKAGE
 }
 
 cmd_build() {
+  metrics_server_build
   local stamp c start t0 complete=1
   stamp=$(build_stamp)
   for c in "${K8S_COMPONENTS[@]}" etcd pause; do [[ -x $K8S_BIN/$c ]] || complete=0; done
@@ -89,7 +92,7 @@ PAUSE_IMAGE=localhost/statuspage/pause:3.10
 CTRD_SOCK=$K8S_DIR/containerd/containerd.sock
 REGISTRY_HOST=${STACK_REGISTRY:-123456789012.dkr.ecr.us-east-1.amazonaws.com}
 ADMIN_KUBECONFIG=$K8S_DIR/admin.kubeconfig
-DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy metrics-server)
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_k8s() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
@@ -131,6 +134,7 @@ make_pki() {
   k8s_cert scheduler system:kube-scheduler "" IP:127.0.0.1 DNS:localhost
   k8s_cert kubelet "system:node:$NODE_NAME" system:nodes IP:127.0.0.1 "DNS:$NODE_NAME"
   k8s_cert kube-proxy system:kube-proxy ""
+  metrics_server_pki
   if [[ ! -s $K8S_PKI/sa.key ]]; then
     openssl genrsa -out "$K8S_PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$K8S_PKI/sa.key" -pubout -out "$K8S_PKI/sa.pub" 2>/dev/null
@@ -370,7 +374,7 @@ write_env() {
 }
 
 cmd_up() {
-  local t0=$SECONDS
+  local t0=$SECONDS aggregation
   cmd_build
   if healthy; then
     write_env
@@ -396,6 +400,7 @@ cmd_up() {
   stack_start containerd containerd --config "$K8S_DIR/containerd/config.toml"
   stack_wait_for etcd 30 etcd_healthy
 
+  mapfile -t aggregation < <(metrics_server_apiserver_flags)
   stack_start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
     --etcd-servers="https://127.0.0.1:$ETCD_PORT" --etcd-cafile="$STACK_PKI/ca.crt" \
@@ -410,7 +415,7 @@ cmd_up() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$K8S_PKI/sa.pub" --service-account-signing-key-file="$K8S_PKI/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true --profiling=false \
-    --endpoint-reconciler-type=none
+    --endpoint-reconciler-type=none "${aggregation[@]}"
   stack_wait_for containerd 30 test -S "$CTRD_SOCK"
   import_pause
   stack_wait_for kube-apiserver 60 apiserver_ready
@@ -441,6 +446,7 @@ cmd_up() {
   stack_wait_for "node $NODE_NAME Ready" 90 node_ready
   # Usable as soon as up returns: the token controller has made the default service account.
   stack_wait_for "default service account" 60 kubectl_admin get serviceaccount default --request-timeout=5s
+  metrics_server_up
   write_env
   stack_log "kubernetes $K8S_VERSION up in $((SECONDS - t0))s: KUBECONFIG=$ADMIN_KUBECONFIG"
 }
@@ -499,6 +505,7 @@ our_shims() {
 cmd_down() {
   local id pid sub
   # Independent daemons are stopped concurrently (each stop waits for its process to be gone).
+  stack_stop metrics-server &
   stack_stop kube-proxy &
   stack_stop kubelet &
   wait

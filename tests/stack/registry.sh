@@ -29,6 +29,14 @@ healthy() {
 
 up() {
   local creds
+  # A second `up`: the credentials recorded last time still open the running registry (moto's
+  # token does not change), so Python and boto3 (seconds to start) are not needed.
+  # shellcheck source=/dev/null
+  source "$STACK_ENV_FILE" 2>/dev/null || true
+  if [[ -n ${STACK_REGISTRY_USER:-} ]] && stack_running registry && healthy; then
+    stack_log "registry already running (https://$HOST)"
+    return 0
+  fi
   creds=$(ecr_credentials) || stack_die "cannot get an ECR authorization token from moto (is aws.sh up?)"
   STACK_REGISTRY_USER=${creds%%:*}
   STACK_REGISTRY_PASSWORD=${creds#*:}

@@ -3,7 +3,9 @@
 # (tests/load/loadgen.py in a Pod of its own, new connection per request to the web Service) while
 #   (a) a new release rolls out (migration Job first, then web, worker, scheduler),
 #   (b) a broken release fails and is rolled back,
-#   (c) web pods are evicted one after another within the PodDisruptionBudget, as a node drain does.
+#   (c) web pods are evicted one after another within the PodDisruptionBudget, as a node drain does,
+#   (d) the web HorizontalPodAutoscaler (metrics from the stack's metrics-server) scales web out under
+#       heavy load and back in under light load.
 # Every non-2xx answer and every connection error counts; each window runs until the old pods are
 # gone. Must be 0 failed of at least 3,000 requests across (a) and (b). During (a) a batch of slow
 # jobs is enqueued and the workers are replaced mid-batch: every job must complete exactly once.
@@ -13,7 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 [[ -n ${KUBECONFIG:-} && -n ${STACK_REGISTRY:-} ]] || { echo "stack not running: run tests/stack/up.sh" >&2; exit 1; }
 # shellcheck source=tests/load/lib.sh
 source tests/load/lib.sh
-[[ -s $LOAD_STATE/release.json ]] || bin/local-deploy >/dev/null 2>"$LOAD_STATE.err" ||
+# (The state alone is not enough: the stack's cluster may have been re-created since.)
+[[ -s $LOAD_STATE/release.json ]] && kubectl get namespace "$APP_NS" >/dev/null 2>&1 || bin/local-deploy >/dev/null 2>"$LOAD_STATE.err" ||
   { cat "$LOAD_STATE.err" >&2; load_fail "bin/local-deploy"; }
 cargo build --quiet --bins
 trap loadgen_stop EXIT
@@ -112,4 +115,38 @@ for pod in $(kubectl -n "$APP_NS" get pods -l app.kubernetes.io/component=web -o
 done
 load_stats "$LOAD_STATE/c.json"
 report "(c) web pods evicted one by one" "$LOAD_STATE/c.json"
-echo "[load] 4 passed, 0 failed" >&2
+
+# --- (d) autoscaling: out under heavy load, back in under light load ---------------------------
+# web_replicas N SECONDS: wait until the HPA has made web N replicas, all available and none
+# terminating; prints the seconds it took.
+web_replicas() {
+  local want=$1 seconds=$2 start=$SECONDS state
+  while ((SECONDS - start < seconds)); do
+    state=$(kubectl -n "$APP_NS" get deployment statuspage-web -o jsonpath='{.spec.replicas} {.status.replicas} {.status.availableReplicas}')
+    if [[ $state == "$want $want $want" ]]; then
+      settle web
+      echo $((SECONDS - start))
+      return 0
+    fi
+    sleep 2
+  done
+  kubectl -n "$APP_NS" describe hpa statuspage-web >&2
+  kubectl top pods -n "$APP_NS" >&2 || true
+  load_fail "(d) web did not reach $want replicas within ${seconds}s (deployment: $state)"
+}
+pace() { curl -sf -X POST --max-time 5 "$LOAD_URL/load?threads=$1&pause_ms=$2" >/dev/null || load_fail "set the load"; }
+kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes >/dev/null || load_fail "(d) no metrics.k8s.io: is metrics-server up (tests/stack/cluster.sh)?"
+pace 1 250
+web_replicas 2 300 >/dev/null # from wherever (a)-(c) left it
+load_reset
+pace 12 0
+took=$(web_replicas 3 300)
+load_stats "$LOAD_STATE/d-out.json"
+report "(d) HPA scale-out 2 -> 3 under heavy load (${took}s)" "$LOAD_STATE/d-out.json"
+load_reset
+pace 1 250
+took=$(web_replicas 2 300)
+load_stats "$LOAD_STATE/d-in.json"
+report "(d) HPA scale-in 3 -> 2 under light load (${took}s)" "$LOAD_STATE/d-in.json"
+pace 4 0
+echo "[load] 6 passed, 0 failed" >&2
