@@ -41,7 +41,8 @@ pub trait HasExitCode {
 
 /// Print an error and its whole cause chain the way every binary does, then return its exit code.
 ///
-/// The first line is `<binary>: error: <message>`; each cause follows as `  caused by: <cause>`.
+/// The first line is `<binary>: error: <message>`; each cause the lines so far do not already
+/// show follows as `  caused by: <cause>`.
 /// In GitHub Actions the message is also emitted as an `::error::` annotation.
 pub fn report<E>(binary: &str, err: &E) -> ExitCode
 where
@@ -58,7 +59,12 @@ where
     let mut text = format!("{binary}: error: {err}");
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        // A cause whose text the message already shows (a wrapper that prints its source) is
+        // said once, not repeated as a `caused by:` line.
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!("\n  caused by: {said}"));
+        }
         source = cause.source();
     }
     if crate::actions::in_github_actions() {

@@ -56,14 +56,20 @@ pub async fn main_with(args: Args) -> ExitCode {
         if let Some(path) = &args.release_file
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
         {
-            return Err(PushError::BadImage {
-                component: "-".into(),
-                problem: format!(
-                    "--release-file {}: folder {} does not exist",
-                    path.display(),
+            return Err(PushError::BadInput {
+                flag: "--release-file",
+                value: path.display().to_string(),
+                fix: format!(
+                    "its folder {} does not exist: create it or choose another path; nothing was pushed",
                     dir.display()
                 ),
-                fix: "create it or choose another path; nothing was pushed".into(),
+            });
+        }
+        if let Some(path) = args.release_file.as_ref().filter(|p| p.is_dir()) {
+            return Err(PushError::BadInput {
+                flag: "--release-file",
+                value: path.display().to_string(),
+                fix: "it is a folder: give a file path, e.g. release.json; nothing was pushed".into(),
             });
         }
         if args.dry_run {
@@ -86,6 +92,11 @@ pub async fn main_with(args: Args) -> ExitCode {
             print!("{}", release.to_json());
             return Ok(());
         }
+        let host = statuspage_common::docker_host::docker_host();
+        if let Some(fix) = statuspage_common::docker_host::problem(&host) {
+            return Err(PushError::BadInput { flag: "DOCKER_HOST", value: host, fix });
+        }
+        Ecr::check_environment()?;
         let _group = style.group("statuspage-push");
         let ecr = Ecr::from_env().await;
         let identity = ecr.identity().await?;
@@ -102,11 +113,8 @@ pub async fn main_with(args: Args) -> ExitCode {
         let json = release.to_json();
         print!("{json}");
         if let Some(path) = &args.release_file {
-            std::fs::write(path, &json).map_err(|e| PushError::BadImage {
-                component: "-".into(),
-                problem: format!("cannot write {}: {e}", path.display()),
-                fix: "choose a writable --release-file".into(),
-            })?;
+            std::fs::write(path, &json)
+                .map_err(|source| PushError::ReleaseFile { path: path.clone(), source })?;
         }
         if let Some(out) = OutputFile::from_env() {
             out.set("release", &serde_json::to_string(&release).unwrap_or_default())?;
