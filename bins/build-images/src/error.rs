@@ -155,3 +155,20 @@ pub fn registry_in(message: &str) -> Option<String> {
     let host = rest.split('/').next()?;
     rest[host.len()..].starts_with("/v2/").then(|| host.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_refusals_are_recognised_and_their_registry_named() {
+        let buildkit = "failed to configure registry cache importer: unexpected status from HEAD request to https://123.dkr.ecr.us-east-1.amazonaws.com/v2/web/manifests/abc: 401 Unauthorized";
+        assert!(is_auth_failure(buildkit));
+        assert_eq!(registry_in(buildkit).as_deref(), Some("123.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(is_auth_failure(
+            "Docker responded with status code 401: unauthorized: authentication required"
+        ));
+        assert!(!is_auth_failure("process \"/bin/sh -c make\" did not complete successfully: exit code: 2"));
+        assert_eq!(registry_in("see https://example.com/docs"), None);
+    }
+}

@@ -228,3 +228,52 @@ pub fn sts_default(region: &str) -> String {
 pub fn ecr_default(region: &str) -> String {
     format!("https://api.ecr.{region}.amazonaws.com")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_told_from_refusals() {
+        let refused = "dispatch failure: other: an error occurred while loading credentials: dispatch failure: io error: client error (Connect): tcp connect error: Connection refused (os error 111)";
+        assert!(unreachable(refused));
+        assert!(unreachable("dispatch failure: io error: dns error: failed to lookup address information"));
+        assert!(!unreachable("ExpiredTokenException: The security token included in the request is expired"));
+        assert!(!unreachable(
+            "an error occurred while loading credentials: No such file or directory (os error 2)"
+        ));
+    }
+
+    #[test]
+    fn the_endpoint_is_named_with_its_origin() {
+        // Only the default is independent of the test process's environment.
+        let (url, origin) = endpoint("NO_SUCH_SERVICE_FOR_TEST", sts_default);
+        if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+            assert!(
+                url.starts_with("https://sts.") && origin.starts_with("the SDK's default"),
+                "{url} {origin}"
+            );
+        } else {
+            assert_eq!(origin, "AWS_ENDPOINT_URL");
+        }
+        assert_eq!(ecr_default("eu-west-1"), "https://api.ecr.eu-west-1.amazonaws.com");
+    }
+
+    #[test]
+    fn bad_input_is_exit_2_and_unreachable_endpoints_exit_3() {
+        let bad = PushError::BadInput { flag: "DOCKER_HOST", value: "bogus://x".into(), fix: "f".into() };
+        assert_eq!(bad.exit_code(), ExitCode::Usage);
+        let down = PushError::AwsUnreachable {
+            operation: "sts:GetCallerIdentity",
+            endpoint: "http://127.0.0.1:9".into(),
+            origin: "AWS_ENDPOINT_URL".into(),
+            message: "Connection refused".into(),
+        };
+        assert_eq!(down.exit_code(), ExitCode::External);
+        let text = down.to_string();
+        assert!(
+            text.contains("http://127.0.0.1:9 (AWS_ENDPOINT_URL)") && !text.contains("credentials"),
+            "{text}"
+        );
+    }
+}
