@@ -64,6 +64,12 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
             vec!["Typo.Dockerfile:2: FRM", "not a Dockerfile instruction"],
         ),
         (
+            // Found before the engine is called: the engine named here does not exist.
+            vec!["--dockerfile", "Typo.Dockerfile", "--target", "web"],
+            vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+            vec!["Typo.Dockerfile:2: FRM", "not a Dockerfile instruction"],
+        ),
+        (
             vec!["--dockerfile", "Empty.Dockerfile", "--target", "web"],
             vec![],
             vec!["\"web\" is not a stage", "none named"],
