@@ -122,7 +122,8 @@ pub fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let file = dir.join("config.json");
+    let text = std::fs::read_to_string(&file).ok()?;
     let config: serde_json::Value = serde_json::from_str(&text).ok()?;
     let auths = config.get("auths")?.as_object()?;
     let entry =
@@ -130,7 +131,8 @@ pub fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
     let decoded = base64::engine::general_purpose::STANDARD.decode(entry.get("auth")?.as_str()?).ok()?;
     let (username, password) =
         String::from_utf8(decoded).ok()?.split_once(':').map(|(u, p)| (u.to_string(), p.to_string()))?;
-    Some(RegistryAuth { username, password })
+    let origin = format!("the Docker config {} (auths entry {registry})", file.display());
+    Some(RegistryAuth { username, password, origin })
 }
 
 /// When the commit was made (RFC 3339), for a reproducible `created` label.
@@ -186,7 +188,11 @@ impl Args {
             }
         }
         let registry_auth = match (self.registry_username, self.registry_password) {
-            (Some(username), Some(password)) => Some(RegistryAuth { username, password }),
+            (Some(username), Some(password)) => Some(RegistryAuth {
+                username,
+                password,
+                origin: "--registry-username/--registry-password".into(),
+            }),
             (None, None) => registry.as_deref().and_then(docker_config_auth),
             _ => {
                 return Err(BuildError::BadInput {

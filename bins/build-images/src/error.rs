@@ -93,6 +93,20 @@ pub enum BuildError {
         /// The engine's error.
         source: bollard::errors::Error,
     },
+    /// The registry refused the credentials (401/403): not the Dockerfile's fault.
+    #[error(
+        "registry {registry} refused the credentials from {credentials} while {action}: {message}. Log in again (for ECR: aws ecr get-login-password | docker login --username AWS --password-stdin {registry}) or pass --registry-username/--registry-password"
+    )]
+    RegistryAuth {
+        /// The registry host.
+        registry: String,
+        /// Where the credentials came from, or that there were none.
+        credentials: String,
+        /// What was being done (`importing cache for target web`, …).
+        action: String,
+        /// The registry's answer.
+        message: String,
+    },
     /// Writing outputs failed.
     #[error(transparent)]
     Output(#[from] statuspage_common::actions::ActionsIoError),
@@ -102,7 +116,9 @@ impl HasExitCode for BuildError {
     fn exit_code(&self) -> ExitCode {
         match self {
             BuildError::StepFailed { .. } => ExitCode::Failed,
-            BuildError::EngineUnreachable { .. } | BuildError::Engine { .. } => ExitCode::External,
+            BuildError::EngineUnreachable { .. }
+            | BuildError::Engine { .. }
+            | BuildError::RegistryAuth { .. } => ExitCode::External,
             BuildError::Output(_) | BuildError::ReleaseFile { .. } => ExitCode::External,
             _ => ExitCode::Usage,
         }
@@ -115,5 +131,44 @@ pub fn format_tail(lines: &[String]) -> String {
         String::new()
     } else {
         format!("\n--- last {} lines of output ---\n{}", lines.len(), lines.join("\n"))
+    }
+}
+
+/// True when a registry's answer (as the engine or BuildKit relays it) refuses the credentials.
+pub fn is_auth_failure(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "401 unauthorized",
+        "403 forbidden",
+        "unauthorized:",
+        "authentication required",
+        "no basic auth credentials",
+        "denied: ",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+}
+
+/// The registry host a BuildKit or engine message names in a `https://HOST/v2/` URL.
+pub fn registry_in(message: &str) -> Option<String> {
+    let rest = &message[message.find("https://")? + "https://".len()..];
+    let host = rest.split('/').next()?;
+    rest[host.len()..].starts_with("/v2/").then(|| host.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_refusals_are_recognised_and_their_registry_named() {
+        let buildkit = "failed to configure registry cache importer: unexpected status from HEAD request to https://123.dkr.ecr.us-east-1.amazonaws.com/v2/web/manifests/abc: 401 Unauthorized";
+        assert!(is_auth_failure(buildkit));
+        assert_eq!(registry_in(buildkit).as_deref(), Some("123.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(is_auth_failure(
+            "Docker responded with status code 401: unauthorized: authentication required"
+        ));
+        assert!(!is_auth_failure("process \"/bin/sh -c make\" did not complete successfully: exit code: 2"));
+        assert_eq!(registry_in("see https://example.com/docs"), None);
     }
 }

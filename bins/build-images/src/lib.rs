@@ -56,14 +56,18 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
     let mut release = plan.release();
 
     let existing = match (config.skip_existing && config.registry.is_some(), &config.registry_auth) {
-        (true, auth) => {
-            existing_digests(&engine, &plan.images, auth.as_ref()).await.unwrap_or_else(|reason| {
+        (true, auth) => match existing_digests(&engine, &plan.images, auth.as_ref()).await {
+            Ok(digests) => digests,
+            Err(reason) if error::is_auth_failure(&reason) => {
+                return Err(auth_error(config, "checking which images it already has", reason));
+            }
+            Err(reason) => {
                 notes.push(format!(
                     "could not check the registry for existing images ({reason}); building all"
                 ));
                 vec![None; plan.images.len()]
-            })
-        }
+            }
+        },
         (false, _) => vec![None; plan.images.len()],
     };
     let mut missing = Vec::new();
@@ -102,7 +106,12 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
         builder_used = Builder::Classic;
         targets = job.all(&missing, Builder::Classic).await;
     }
-    let targets: Vec<TargetBuild> = targets.into_iter().collect::<Result<_, _>>()?;
+    let targets: Vec<TargetBuild> = targets.into_iter().collect::<Result<_, _>>().map_err(|e| match e {
+        BuildError::StepFailed { target, step, message, .. } if error::is_auth_failure(&message) => {
+            auth_error(config, &format!("building target {target} (step `{step}`)"), message)
+        }
+        other => other,
+    })?;
     notes.insert(0, format!("built with {builder_used}"));
     for built in &targets {
         if let Some(image) = release.images.get_mut(&built.target) {
@@ -115,6 +124,17 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
         notes.extend(job.export_cache().await);
     }
     Ok(BuildOutcome { release, builder: Some(builder_used), targets, notes })
+}
+
+/// A registry's refusal of the credentials, naming the registry (the one the message names, else
+/// `--registry`) and where the credentials came from.
+fn auth_error(config: &BuildConfig, action: &str, message: String) -> BuildError {
+    let registry = error::registry_in(&message).or_else(|| config.registry.clone()).unwrap_or_default();
+    let credentials = match &config.registry_auth {
+        Some(auth) => auth.origin.clone(),
+        None => "nowhere (none given, none found in the Docker config)".into(),
+    };
+    BuildError::RegistryAuth { registry, credentials, action: action.to_string(), message }
 }
 
 async fn choose_builder(choice: BuilderChoice, engine: &Engine, notes: &mut Vec<String>) -> Builder {

@@ -29,11 +29,17 @@ pub struct RegistryAuth {
     pub username: String,
     /// Password or token. Never printed.
     pub password: String,
+    /// Where they came from, for messages: `--registry-username/--registry-password`, or the
+    /// Docker config file.
+    pub origin: String,
 }
 
 impl std::fmt::Debug for RegistryAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryAuth").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("RegistryAuth")
+            .field("username", &self.username)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
     }
 }
 

@@ -41,7 +41,8 @@ pub trait HasExitCode {
 
 /// Print an error and its whole cause chain the way every binary does, then return its exit code.
 ///
-/// The first line is `<binary>: error: <message>`; each cause follows as `  caused by: <cause>`.
+/// The first line is `<binary>: error: <message>`; each cause the lines so far do not already
+/// show follows as `  caused by: <cause>`.
 /// In GitHub Actions the message is also emitted as an `::error::` annotation.
 pub fn report<E>(binary: &str, err: &E) -> ExitCode
 where
@@ -55,12 +56,7 @@ pub fn report_at<E>(binary: &str, err: &E, location: Option<(String, Option<u32>
 where
     E: std::error::Error + HasExitCode,
 {
-    let mut text = format!("{binary}: error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!("\n  caused by: {cause}"));
-        source = cause.source();
-    }
+    let text = render(binary, err);
     if crate::actions::in_github_actions() {
         let annotation = crate::actions::Annotation::error(err.to_string());
         match location {
@@ -72,9 +68,46 @@ where
     err.exit_code()
 }
 
+/// The lines [`report_at`] prints: `<binary>: error: <message>`, then a `caused by:` line for each
+/// cause whose text the lines before do not already show (a wrapper that prints its source says
+/// it once).
+pub fn render(binary: &str, err: &dyn std::error::Error) -> String {
+    let mut text = format!("{binary}: error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(&format!("\n  caused by: {said}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x: {source}")]
+    struct Says {
+        source: std::io::Error,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read x")]
+    struct Hides {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_not_repeated() {
+        let said = render("t", &Says { source: std::io::Error::other("gone") });
+        assert_eq!(said, "t: error: cannot read x: gone");
+        let hidden = render("t", &Hides { source: std::io::Error::other("gone") });
+        assert_eq!(hidden, "t: error: cannot read x\n  caused by: gone");
+    }
 
     #[test]
     fn codes_are_the_documented_numbers() {

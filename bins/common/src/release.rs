@@ -105,7 +105,9 @@ pub enum ReleaseError {
         problem: String,
     },
     /// Could not read it.
-    #[error("cannot read release document {origin}: {source}")]
+    #[error(
+        "cannot read release document {origin}: {source}: pass --release with the file statuspage-build or statuspage-push wrote, or - for stdin"
+    )]
     Read {
         /// Where it came from.
         origin: String,
@@ -159,7 +161,7 @@ impl Release {
     }
 
     /// Check every value: `commit` is 40 lowercase hex; there is at least one image; each
-    /// image's `repository:tag` is a valid reference without a tag or digest in `repository`;
+    /// component name is a build target's (lowercase); each image's extra tags are tags; its `repository:tag` is a valid reference without a tag or digest in `repository`;
     /// `digest` and `image_id` are `sha256:` + 64 lowercase hex; an image not built (`built:
     /// false`) has its registry digest. Source: the OCI distribution reference grammar.
     pub fn validate(&self, origin: &str) -> Result<(), ReleaseError> {
@@ -182,12 +184,25 @@ impl Release {
         }
         let sha256 = |s: &str| s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64));
         for (component, image) in &self.images {
-            let field = |name: &str| format!("images.{component}.{name}");
-            let reference = format!("{}:{}", image.repository, image.tag);
-            if let Err(e) = reference.parse::<crate::image_ref::ImageRef>() {
+            let component_ok = !component.is_empty()
+                && component
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+            if !component_ok {
                 return Err(invalid(
-                    field("repository/tag"),
-                    format!("{reference:?} is not an image reference: {e}"),
+                    format!("images.{component:?}"),
+                    "is not a component name (a build target: lowercase letters, digits, '.', '_', '-')"
+                        .into(),
+                ));
+            }
+            let field = |name: &str| format!("images.{component}.{name}");
+            if image.repository.contains("://") {
+                return Err(invalid(
+                    field("repository"),
+                    format!(
+                        "{:?} must not carry a scheme: give host/path, e.g. reg.example/statuspage-web",
+                        image.repository
+                    ),
                 ));
             }
             if image.repository.contains('@')
@@ -196,6 +211,28 @@ impl Release {
                 return Err(invalid(
                     field("repository"),
                     format!("{:?} must not carry a tag or digest", image.repository),
+                ));
+            }
+            if !crate::image_ref::valid_tag(&image.tag) {
+                return Err(invalid(
+                    field("tag"),
+                    format!(
+                        "{:?} is not a tag (1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')",
+                        image.tag
+                    ),
+                ));
+            }
+            let reference = format!("{}:{}", image.repository, image.tag);
+            if let Err(e) = reference.parse::<crate::image_ref::ImageRef>() {
+                return Err(invalid(
+                    field("repository/tag"),
+                    format!("{reference:?} is not an image reference: {e}"),
+                ));
+            }
+            if let Some(tag) = image.extra_tags.iter().find(|t| !crate::image_ref::valid_tag(t)) {
+                return Err(invalid(
+                    field("extra_tags"),
+                    format!("{tag:?} is not a tag (1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')"),
                 ));
             }
             if let Some(digest) = image.digest.as_deref().filter(|d| !sha256(d)) {
@@ -217,6 +254,13 @@ impl Release {
     /// Read a document from a file, or from stdin when `path` is `-` (refused when stdin is a
     /// terminal, since nothing was piped in), then [`Release::parse`] it.
     pub fn read(path: &Path) -> Result<Self, ReleaseError> {
+        let (text, origin) = Self::read_text(path)?;
+        Self::parse(&text, &origin)
+    }
+
+    /// The document's text and its name in messages (`stdin` or the path), read as
+    /// [`Release::read`] does, for a binary that passes the text on unchanged.
+    pub fn read_text(path: &Path) -> Result<(String, String), ReleaseError> {
         use std::io::IsTerminal;
         let stdin = path.as_os_str() == "-";
         let origin = if stdin { "stdin".to_string() } else { path.display().to_string() };
@@ -229,7 +273,7 @@ impl Release {
             std::fs::read_to_string(path)
         }
         .map_err(|source| ReleaseError::Read { origin: origin.clone(), source })?;
-        Self::parse(&text, &origin)
+        Ok((text, origin))
     }
 
     /// Pretty JSON with a trailing newline.
@@ -301,13 +345,19 @@ mod tests {
             (
                 "reg.example/statuspage-web".to_string(),
                 "https://reg.example/web".to_string(),
-                "images.web.repository/tag",
+                "images.web.repository \"https://reg.example/web\" must not carry a scheme",
             ),
             (
                 "reg.example/statuspage-web".to_string(),
                 "reg.example/web@sha256:1".to_string(),
                 "images.web.repository",
             ),
+            (
+                "\"tag\"".to_string(),
+                "\"extra_tags\":[\"bad tag\"],\"tag\"".to_string(),
+                "images.web.extra_tags \"bad tag\" is not a tag",
+            ),
+            ("\"web\":{".to_string(), "\"Web!\":{".to_string(), "images.\"Web!\" is not a component name"),
         ];
         for (from, to, want) in swaps {
             let text = valid().replacen(&from, &to, 1);

@@ -1,13 +1,12 @@
 //! The command line: flags (each with an environment fallback) turned into a [`PatchConfig`].
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use statuspage_common::ExitCode;
 use statuspage_common::actions::{self, OutputFile};
-use statuspage_common::release::{Release, ReleaseError};
+use statuspage_common::release::Release;
 
 use crate::{Mode, PatchConfig, PatchError, report};
 
@@ -80,32 +79,9 @@ impl Args {
         })
     }
 
-    /// The release document's text and a name for it in messages.
+    /// The release document's text (passed on unchanged) and a name for it in messages.
     fn release_text(&self) -> Result<(String, String), PatchError> {
-        let origin = self.release.display().to_string();
-        let read = if origin == "-" {
-            if std::io::stdin().is_terminal() {
-                return Err(PatchError::BadInput {
-                    flag: "--release",
-                    value: "-".into(),
-                    fix: "pipe the release document in (statuspage-push | statuspage-patch) or pass --release FILE"
-                        .into(),
-                });
-            }
-            std::io::read_to_string(std::io::stdin())
-        } else {
-            std::fs::read_to_string(&self.release)
-        };
-        let origin = if origin == "-" { "stdin".to_string() } else { origin };
-        let text = read.map_err(|source| ReleaseError::Read { origin: origin.clone(), source })?;
-        if text.trim().is_empty() {
-            return Err(PatchError::BadInput {
-                flag: "--release",
-                value: origin,
-                fix: "it is empty: pass the document statuspage-build or statuspage-push printed".into(),
-            });
-        }
-        Ok((text, origin))
+        Ok(Release::read_text(&self.release)?)
     }
 }
 

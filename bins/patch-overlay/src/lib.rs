@@ -145,8 +145,11 @@ pub fn run(config: &PatchConfig, release: &Release, origin: &str) -> Result<Patc
         std::fs::read_to_string(&path).map_err(|source| PatchError::Read { path: path.clone(), source })?;
     let update = kustomization::update(&text, &path, &wanted)?;
     let mut written = false;
+    // Under --check a changed overlay is drift, reported as such; unless the release has a
+    // component the overlay has no entry for: the render says whether any workload runs it.
+    let adds = update.changes.iter().any(|c| c.before.is_none());
     if let Some(kustomize) = &config.kustomize
-        && !(config.mode == Mode::Check && update.changed())
+        && !(config.mode == Mode::Check && update.changed() && !adds)
     {
         render::verify(&config.overlay, &path, &update.text, release, kustomize, config.mode == Mode::Check)?;
     }
@@ -157,9 +160,11 @@ pub fn run(config: &PatchConfig, release: &Release, origin: &str) -> Result<Patc
                 .iter()
                 .filter(|c| c.changed())
                 .map(|c| {
-                    let before =
-                        c.before.as_ref().map_or_else(|| "no entry".to_string(), |b| b.image(&c.name));
-                    format!("{} is {before}, the release has {}", c.name, c.after.image(&c.name))
+                    let after = c.after.image(&c.name);
+                    match &c.before {
+                        None => format!("{} has no images: entry, the release has {after}", c.name),
+                        Some(b) => format!("{} is {}, the release has {after}", c.name, b.image(&c.name)),
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; ");

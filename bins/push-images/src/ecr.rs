@@ -6,7 +6,12 @@ use aws_sdk_ecr::types::{
 use base64::Engine as _;
 use statuspage_common::actions;
 
-use crate::error::{PushError, describe};
+use crate::error::{PushError, aws_error, ecr_default, sts_default};
+
+/// STS's name in `AWS_ENDPOINT_URL_STS` and its default endpoint.
+const STS: (&str, fn(&str) -> String) = ("STS", sts_default);
+/// ECR's name in `AWS_ENDPOINT_URL_ECR` and its default endpoint.
+const ECR: (&str, fn(&str) -> String) = ("ECR", ecr_default);
 
 /// A registry login: the host to push to and the credentials it accepts.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +56,23 @@ impl Ecr {
         Self { ecr: aws_sdk_ecr::Client::new(&config), sts: aws_sdk_sts::Client::new(&config) }
     }
 
+    /// Check what the default chain will read before it is asked: a web-identity token file
+    /// named by `AWS_WEB_IDENTITY_TOKEN_FILE` (with `AWS_ROLE_ARN`) must exist, or the SDK reports
+    /// only "No such file or directory" without the path.
+    pub fn check_environment() -> Result<(), PushError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let (Some(file), Some(_)) = (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN"))
+            && !std::path::Path::new(&file).is_file()
+        {
+            return Err(PushError::BadInput {
+                flag: "AWS_WEB_IDENTITY_TOKEN_FILE",
+                value: file,
+                fix: "no such file: in GitHub Actions give the job `permissions: id-token: write` and run aws-actions/configure-aws-credentials first; on EKS check the service account's IRSA annotation; or unset it (and AWS_ROLE_ARN) to use another credential source. Nothing was pushed".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// `sts:GetCallerIdentity`.
     pub async fn identity(&self) -> Result<Identity, PushError> {
         let out = self
@@ -58,7 +80,7 @@ impl Ecr {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|e| PushError::Aws { operation: "sts:GetCallerIdentity", message: describe(&e) })?;
+            .map_err(|e| aws_error("sts:GetCallerIdentity", STS, &e))?;
         Ok(Identity {
             account: out.account().unwrap_or_default().to_string(),
             arn: out.arn().unwrap_or_default().to_string(),
@@ -77,7 +99,7 @@ impl Ecr {
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_not_found_exception()) => {}
             Err(e) => {
-                return Err(PushError::Aws { operation: "ecr:DescribeRepositories", message: describe(&e) });
+                return Err(aws_error("ecr:DescribeRepositories", ECR, &e));
             }
         }
         let out = self
@@ -93,7 +115,7 @@ impl Ecr {
             )
             .send()
             .await
-            .map_err(|e| PushError::Aws { operation: "ecr:CreateRepository", message: describe(&e) })?;
+            .map_err(|e| aws_error("ecr:CreateRepository", ECR, &e))?;
         out.repository().and_then(|r| r.repository_uri()).map(str::to_string).ok_or(PushError::BadAnswer {
             operation: "ecr:CreateRepository",
             what: "no repository URI".into(),
@@ -105,12 +127,7 @@ impl Ecr {
     /// Actions logs before this returns.
     pub async fn login(&self) -> Result<EcrLogin, PushError> {
         const OP: &str = "ecr:GetAuthorizationToken";
-        let out = self
-            .ecr
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| PushError::Aws { operation: OP, message: describe(&e) })?;
+        let out = self.ecr.get_authorization_token().send().await.map_err(|e| aws_error(OP, ECR, &e))?;
         let data = out.authorization_data().first().ok_or(PushError::BadAnswer {
             operation: OP,
             what: "no authorization data".into(),

@@ -67,11 +67,7 @@ pub fn plan(release: &Release, registry: &str) -> Result<Vec<PlannedPush>, PushE
 pub async fn connect_engine() -> Result<Docker, PushError> {
     let host = statuspage_common::docker_host::docker_host();
     if let Some(problem) = statuspage_common::docker_host::problem(&host) {
-        return Err(PushError::BadImage {
-            component: "-".into(),
-            problem,
-            fix: "fix DOCKER_HOST; nothing was pushed".into(),
-        });
+        return Err(PushError::BadInput { flag: "DOCKER_HOST", value: host, fix: problem });
     }
     let unreachable = |reason: String| PushError::EngineUnreachable { host: host.clone(), reason };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;

@@ -116,6 +116,124 @@ pub fn build_config(context: &Path, targets: &[String], sha: &str) -> statuspage
         cache_from_commit: None,
         builder: statuspage_build_images::BuilderChoice::Buildkit,
         skip_existing: false,
-        registry_auth: Some(statuspage_build_images::RegistryAuth { username: s.user, password: s.password }),
+        registry_auth: Some(statuspage_build_images::RegistryAuth {
+            username: s.user,
+            password: s.password,
+            origin: "the stack's STACK_REGISTRY_USER/PASSWORD".into(),
+        }),
+    }
+}
+
+/// One bad release document for a binary that reads them: a name for failure messages, the
+/// text, and the texts its one-line message must contain (the field or value, and the fix).
+pub struct BadDocument {
+    /// What is wrong, for the test's own messages.
+    pub name: &'static str,
+    /// The document.
+    pub text: String,
+    /// Texts the error message must contain.
+    pub needles: Vec<&'static str>,
+}
+
+/// The bad release documents every reader refuses the same way (`Release::parse` in
+/// `bins/common`), each derived from `good` (a valid document with an image `web`).
+pub fn bad_release_documents(good: &serde_json::Value) -> Vec<BadDocument> {
+    use serde_json::json;
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut doc = good.clone();
+        edit(&mut doc);
+        doc.to_string()
+    };
+    let web = |key: &'static str, value: serde_json::Value| {
+        with(&move |d: &mut serde_json::Value| d["images"]["web"][key] = value.clone())
+    };
+    let case =
+        |name, text: String, needles: &[&'static str]| BadDocument { name, text, needles: needles.to_vec() };
+    let fix = "use the document statuspage-build or statuspage-push wrote";
+    vec![
+        case("empty", String::new(), &["release document stdin is empty", "pass the document"]),
+        case("blank", " \n\t\n".into(), &["release document stdin is empty"]),
+        case("array", "[]".into(), &["the document is not a JSON object", "\"version\": 1"]),
+        case("number", "42".into(), &["the document is not a JSON object"]),
+        case("truncated", "{\"version\": 1, \"commit\":".into(), &["stdin is malformed", "EOF"]),
+        case("no fields", "{}".into(), &["stdin is malformed", "missing field `version`"]),
+        case(
+            "version 2",
+            with(&|d| d["version"] = json!(2)),
+            &["has version 2", "use matching tool versions"],
+        ),
+        case("version string", with(&|d| d["version"] = json!("1")), &["stdin is malformed", "invalid type"]),
+        case("unknown field", with(&|d| d["extra"] = json!(1)), &["unknown field `extra`"]),
+        case(
+            "short commit",
+            with(&|d| d["commit"] = json!("abc123")),
+            &["commit \"abc123\" is not a full commit SHA", fix],
+        ),
+        case(
+            "uppercase commit",
+            with(&|d| d["commit"] = json!("0123456789ABCDEF0123456789ABCDEF01234567")),
+            &["commit \"0123456789ABCDEF", "40 lowercase hex"],
+        ),
+        case("no images", with(&|d| d["images"] = json!({})), &["images is empty", fix]),
+        case("images array", with(&|d| d["images"] = json!([])), &["stdin is malformed", "expected a map"]),
+        case(
+            "component name",
+            with(&|d| d["images"] = json!({"Web!": d["images"]["web"].clone()})),
+            &["images.\"Web!\" is not a component name"],
+        ),
+        case(
+            "skipped image, malformed digest",
+            with(&|d| {
+                d["images"]["web"]["digest"] = json!("sha256:xyz");
+                d["images"]["web"]["built"] = json!(false);
+            }),
+            &["images.web.digest \"sha256:xyz\" is not sha256:<64 lowercase hex>", fix],
+        ),
+        case(
+            "skipped image without digest",
+            with(&|d| {
+                d["images"]["web"]["built"] = json!(false);
+                d["images"]["web"].as_object_mut().map(|image| image.remove("digest"));
+            }),
+            &["images.web.digest is missing although the image was not built"],
+        ),
+        case("malformed image_id", web("image_id", json!("abc")), &["images.web.image_id \"abc\""]),
+        case(
+            "repository with tag",
+            web("repository", json!("reg.example/web:v1")),
+            &["images.web.repository", "must not carry a tag"],
+        ),
+        case(
+            "repository URL",
+            web("repository", json!("https://reg.example/web")),
+            &["images.web.repository \"https://reg.example/web\" must not carry a scheme", "give host/path"],
+        ),
+        case("bad tag", web("tag", json!("-bad")), &["images.web.tag \"-bad\" is not a tag"]),
+        case(
+            "uppercase repository",
+            web("repository", json!("Reg.example/Web")),
+            &["images.web.repository/tag", "Reg.example/Web"],
+        ),
+        case(
+            "bad extra tag",
+            web("extra_tags", json!(["bad tag"])),
+            &["images.web.extra_tags \"bad tag\" is not a tag"],
+        ),
+        case("unknown image field", web("digests", json!("x")), &["unknown field `digests`"]),
+        case("negative size", web("size", json!(-1)), &["stdin is malformed", "invalid value: integer `-1`"]),
+    ]
+}
+
+/// Checks every binary's error output keeps: exactly one `error:` line, and no `caused by:` line
+/// that says again what the lines before it said.
+pub fn assert_one_error_line(label: &str, stderr: &str) {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
+    assert_eq!(errors.len(), 1, "{label}: one error line:\n{stderr}");
+    let mut said = String::new();
+    for line in stderr.lines() {
+        if let Some(cause) = line.trim_start().strip_prefix("caused by: ") {
+            assert!(!said.contains(cause), "{label}: `caused by: {cause}` repeats the message:\n{stderr}");
+        }
+        said.push_str(line);
     }
 }

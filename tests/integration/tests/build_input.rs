@@ -64,6 +64,12 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
             vec!["Typo.Dockerfile:2: FRM", "not a Dockerfile instruction"],
         ),
         (
+            // Found before the engine is called: the engine named here does not exist.
+            vec!["--dockerfile", "Typo.Dockerfile", "--target", "web"],
+            vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+            vec!["Typo.Dockerfile:2: FRM", "not a Dockerfile instruction"],
+        ),
+        (
             vec!["--dockerfile", "Empty.Dockerfile", "--target", "web"],
             vec![],
             vec!["\"web\" is not a stage", "none named"],
@@ -136,8 +142,7 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
         for text in wanted {
             assert!(err.contains(text), "{extra:?} {env:?}: the message lacks {text:?}:\n{err}");
         }
-        let errors = err.lines().filter(|l| l.contains("error:")).count();
-        assert_eq!(errors, 1, "{extra:?}: one error line:\n{err}");
+        statuspage_integration_tests::assert_one_error_line(&format!("{extra:?} {env:?}"), &err);
     }
     assert_eq!(engine_images().await, before, "no bad input changed the engine's images");
 }
