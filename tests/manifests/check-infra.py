@@ -210,6 +210,11 @@ for path in glob.glob(f"{root}/manifests/**/*", recursive=True):
             if "{" in ref or "*" in ref or "ENV" in ref:
                 continue
             check(os.path.exists(os.path.join(root, ref)), f"7: {os.path.relpath(path, root)} names {ref}, which does not exist")
+        # "the overlay's settings.yaml": a file every staging/production app overlay must have
+        for ref in set(re.findall(r"overlay's ([A-Za-z0-9_-]+\.(?:yaml|env))", text)):
+            for env in ("staging", "production"):
+                check(os.path.exists(f"{root}/manifests/app/overlays/{env}/{ref}"),
+                      f"7: {os.path.relpath(path, root)} names the overlay's {ref}, which overlays/{env} does not have")
 web = yaml.safe_load(open(f"{root}/manifests/app/base/deployment-web.yaml"))["spec"]["template"]["spec"]
 ingress_text = open(f"{root}/manifests/app/base/ingress-web.yaml").read()
 grace = re.search(r"grace period \((\d+) s\)", ingress_text)
