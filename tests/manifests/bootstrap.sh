@@ -70,6 +70,7 @@ for env in staging production; do
   [[ -n $lbc ]] || fail "dry run of $env does not install the load balancer controller"
   sed -n "${lbc}p" "$out" | grep -q -- "--set \"vpcId=\$(aws cloudformation describe-stacks --region us-east-1 --stack-name statuspage-$env-network" ||
     fail "the load balancer controller does not get vpcId from the $env network stack"
+  # shellcheck disable=SC2016 # the dry run prints the command substitution, unexpanded
   sed -n "${lbc}p" "$out" | grep -q -- '--set "region=$(aws cloudformation describe-stacks' ||
     fail "the load balancer controller does not get region from the network stack"
   sed -n "${lbc}p" "$out" | grep -q -- '--wait' || fail "the load balancer controller is not waited for"
