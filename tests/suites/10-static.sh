@@ -19,7 +19,7 @@ check() {
 check "cargo fmt" cargo fmt --all --check
 check "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-mapfile -t scripts < <({ git ls-files '*.sh'; echo tests/run; echo bin/local-deploy; echo .ci/run; } | sort -u)
+mapfile -t scripts < <({ git ls-files '*.sh'; echo tests/run; echo bin/local-deploy; echo bin/bootstrap; echo .ci/run; } | sort -u)
 check "shellcheck" shellcheck -x -S warning "${scripts[@]}"
 
 mapfile -t workflows < <(find .github/workflows tests/actions/workflows -name '*.yml' -o -name '*.yaml' 2>/dev/null | sort)
