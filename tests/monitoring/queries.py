@@ -1,0 +1,216 @@
+"""The alert rules and dashboard queries of manifests/platform/base/monitoring, for promtool and the
+metric-name checks (tests/monitoring/check.sh, tests/suites/50-pipeline.sh).
+
+    queries.py rules OUTDIR            one <PrometheusRule name>.rules.yaml per PrometheusRule (its spec)
+    queries.py dashboard-rules OUT     every panel query as a recording rule, for `promtool check rules`
+    queries.py exprs                   every alert and panel query as JSON [{source, expr}] (promql-names)
+    queries.py coverage RULES.. -- TESTS..  every alert has a firing and a silent promtool test case
+    queries.py mutants OUTDIR RULES..  per alert, two copies of the rules files in OUTDIR/<alert>-<how>/:
+                                       that alert always firing, and never firing (the tests must fail)
+    queries.py names NAMES ALLOWLIST [SCRAPE...]
+                                       every metric a query names is exported: by an exporter listed in
+                                       the allow-list, or by the app (with SCRAPE files: found in them;
+                                       without: named statuspage_*)
+
+Any failure is one line per problem on stderr naming the file and the item, and exit 1.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+
+import yaml
+
+MONITORING = "manifests/platform/base/monitoring"
+# Grafana's interval macros; promtool and the parser know none of them.
+GRAFANA_MACROS = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}")
+APP_PREFIX = "statuspage_"
+
+
+def fail(problems: list[str]) -> None:
+    for p in problems:
+        print(f"[monitoring] {p}", file=sys.stderr)
+    sys.exit(1 if problems else 0)
+
+
+def prometheus_rules() -> list[tuple[str, dict]]:
+    """(file, PrometheusRule) for every PrometheusRule object in the monitoring folder."""
+    found = []
+    for path in sorted(glob.glob(f"{MONITORING}/*.yaml")):
+        for doc in yaml.safe_load_all(open(path)):
+            if doc and doc.get("kind") == "PrometheusRule":
+                found.append((path, doc))
+    if not found:
+        fail([f"{MONITORING}: no PrometheusRule found"])
+    return found
+
+
+def panels(items: list[dict]):
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))  # rows hold their panels
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(source, expr) for every Prometheus target of every dashboard, Grafana macros made concrete."""
+    out = []
+    for path in sorted(glob.glob(f"{MONITORING}/grafana/*.json")):
+        board = json.load(open(path))
+        for panel in panels(board.get("panels", [])):
+            for target in panel.get("targets", []):
+                if "expr" not in target:
+                    continue
+                expr = GRAFANA_MACROS.sub("5m", target["expr"])
+                out.append((f"{path}: panel {panel.get('title')!r} target {target.get('refId')}", expr))
+    if not out:
+        fail([f"{MONITORING}/grafana: no dashboard query found"])
+    return out
+
+
+def alert_queries() -> list[tuple[str, str]]:
+    out = []
+    for path, doc in prometheus_rules():
+        for group in doc["spec"]["groups"]:
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule.get("record")
+                out.append((f"{path}: group {group['name']} rule {name}", rule["expr"]))
+    return out
+
+
+def cmd_rules(outdir: str) -> None:
+    for path, doc in prometheus_rules():
+        dst = os.path.join(outdir, f"{doc['metadata']['name']}.rules.yaml")
+        yaml.safe_dump({"groups": doc["spec"]["groups"]}, open(dst, "w"), sort_keys=False)
+        print(dst)
+
+
+def cmd_dashboard_rules(out: str) -> None:
+    rules = [{"record": f"dashboard:query_{i}", "expr": expr} for i, (_, expr) in enumerate(dashboard_queries())]
+    yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}, open(out, "w"), sort_keys=False)
+    print(f"[monitoring] {len(rules)} dashboard queries written as recording rules", file=sys.stderr)
+
+
+def cmd_exprs() -> None:
+    json.dump([{"source": s, "expr": e} for s, e in alert_queries() + dashboard_queries()], sys.stdout)
+
+
+def cmd_coverage(rules_files: list[str], test_files: list[str]) -> None:
+    alerts = set()
+    for path in rules_files:
+        for group in yaml.safe_load(open(path))["groups"]:
+            alerts |= {r["alert"] for r in group["rules"] if "alert" in r}
+    firing: dict[str, int] = {}
+    silent: dict[str, int] = {}
+    problems = []
+    for path in test_files:
+        for test in yaml.safe_load(open(path)).get("tests", []):
+            for case in test.get("alert_rule_test", []):
+                name = case["alertname"]
+                if name not in alerts:
+                    problems.append(f"{path}: test {test.get('name')!r} expects alert {name}, which no rule defines")
+                bucket = firing if case.get("exp_alerts") else silent
+                bucket[name] = bucket.get(name, 0) + 1
+    for name in sorted(alerts):
+        if not firing.get(name):
+            problems.append(f"alert {name}: no promtool test case where it fires (add one to tests/monitoring/*.test.yaml)")
+        if not silent.get(name):
+            problems.append(f"alert {name}: no promtool test case where it stays silent (add one to tests/monitoring/*.test.yaml)")
+    if problems:
+        fail(problems)
+    print(f"[monitoring] {len(alerts)} alerts, each with a firing and a silent case "
+          f"({sum(firing.values())} firing, {sum(silent.values())} silent)", file=sys.stderr)
+
+
+def cmd_mutants(outdir: str, rules_files: list[str]) -> None:
+    loaded = {path: yaml.safe_load(open(path)) for path in rules_files}
+    for path, doc in loaded.items():
+        for gi, group in enumerate(doc["groups"]):
+            for ri, rule in enumerate(group["rules"]):
+                if "alert" not in rule:
+                    continue
+                for how, expr in (("always", "vector(1)"), ("never", "vector(1) == 0")):
+                    dst = os.path.join(outdir, f"{rule['alert']}-{how}")
+                    os.makedirs(dst)
+                    for other, other_doc in loaded.items():
+                        copy = json.loads(json.dumps(other_doc))
+                        if other == path:
+                            copy["groups"][gi]["rules"][ri]["expr"] = expr
+                        yaml.safe_dump(copy, open(os.path.join(dst, os.path.basename(other)), "w"), sort_keys=False)
+                    print(dst)
+
+
+def load_allowlist(path: str) -> dict[str, str]:
+    """metric name -> the exporter that exports it (the allow-list maps each source to its names)."""
+    listed: dict[str, str] = {}
+    for source, names in yaml.safe_load(open(path)).items():
+        for name in names:
+            listed[name] = source
+    return listed
+
+
+def scraped_names(paths: list[str]) -> set[str]:
+    names = set()
+    for path in paths:
+        for line in open(path):
+            if line.strip() and not line.startswith("#"):
+                names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
+    return names
+
+
+def cmd_names(names_json: str, allowlist_path: str, scrapes: list[str]) -> None:
+    used = json.load(open(names_json))
+    listed = load_allowlist(allowlist_path)
+    exported = scraped_names(scrapes) if scrapes else None
+    problems = []
+    seen = set()
+    for item in used:
+        for name in item["metrics"]:
+            seen.add(name)
+            if name in listed:
+                if name.startswith(APP_PREFIX):
+                    problems.append(f"{allowlist_path}: {name} is the app's own metric; it must come from the scrape")
+                continue
+            if exported is None and not name.startswith(APP_PREFIX):
+                problems.append(f"{item['source']}: metric {name} is neither the app's ({APP_PREFIX}*) nor in "
+                                f"{allowlist_path} under the exporter that exports it")
+            elif exported is not None and name not in exported:
+                problems.append(f"{item['source']}: metric {name} is not exported by the running app "
+                                f"(scraped: {', '.join(sorted(n for n in exported if n.startswith(APP_PREFIX)))}) "
+                                f"and not in {allowlist_path}")
+    for name in sorted(set(listed) - seen):
+        problems.append(f"{allowlist_path}: {name} ({listed[name]}) is used by no alert or panel; remove it")
+    if problems:
+        fail(problems)
+    app = sorted(n for n in seen if n not in listed)
+    where = f"found in {len(scrapes)} scrapes of the running app" if scrapes else f"named {APP_PREFIX}*"
+    print(f"[monitoring] {len(used)} queries name {len(seen)} metrics: {len(app)} the app's ({where}), "
+          f"{len(seen) - len(app)} from allow-listed exporters", file=sys.stderr)
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        fail([__doc__.strip()])
+    cmd, args = argv[0], argv[1:]
+    if cmd == "rules" and len(args) == 1:
+        cmd_rules(args[0])
+    elif cmd == "dashboard-rules" and len(args) == 1:
+        cmd_dashboard_rules(args[0])
+    elif cmd == "exprs" and not args:
+        cmd_exprs()
+    elif cmd == "coverage" and "--" in args:
+        cut = args.index("--")
+        cmd_coverage(args[:cut], args[cut + 1:])
+    elif cmd == "mutants" and len(args) >= 2:
+        cmd_mutants(args[0], args[1:])
+    elif cmd == "names" and len(args) >= 2:
+        cmd_names(args[0], args[1], args[2:])
+    else:
+        fail([f"unknown command or arguments: {' '.join(argv)}", __doc__.strip()])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
