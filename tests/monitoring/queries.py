@@ -7,6 +7,8 @@ metric-name checks (tests/monitoring/check.sh, tests/suites/50-pipeline.sh).
     queries.py coverage RULES.. -- TESTS..  every alert has a firing and a silent promtool test case
     queries.py mutants OUTDIR RULES..  per alert, two copies of the rules files in OUTDIR/<alert>-<how>/:
                                        that alert always firing, and never firing (the tests must fail)
+    queries.py scrape-urls PODS_JSON   the URL of every pod the ServiceMonitors and PodMonitors select
+                                       (PODS_JSON: kubectl get pods,services -o json), one per line
     queries.py names NAMES ALLOWLIST [SCRAPE...]
                                        every metric a query names is exported: by an exporter listed in
                                        the allow-list, or by the app (with SCRAPE files: found in them;
@@ -143,6 +145,77 @@ def cmd_mutants(outdir: str, rules_files: list[str]) -> None:
                     print(dst)
 
 
+def monitors() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted(glob.glob(f"{MONITORING}/*.yaml")):
+        for doc in yaml.safe_load_all(open(path)):
+            if doc and doc.get("kind") in ("ServiceMonitor", "PodMonitor"):
+                found.append((path, doc))
+    return found
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions In/NotIn/Exists) against labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        value, op = labels.get(e["key"]), e["operator"]
+        if (op == "In" and value not in e["values"]) or (op == "NotIn" and value in e["values"]) \
+                or (op == "Exists" and value is None) or (op == "DoesNotExist" and value is not None):
+            return False
+    return True
+
+
+def pod_port(pod: dict, port) -> int | None:
+    """A container port of the pod, by name or number."""
+    for c in pod["spec"]["containers"]:
+        for p in c.get("ports", []):
+            if port in (p.get("name"), p["containerPort"]):
+                return p["containerPort"]
+    return None
+
+
+def cmd_scrape_urls(objects_json: str) -> None:
+    """What Prometheus would scrape: the monitors' endpoints resolved to running pods' addresses."""
+    items = json.load(open(objects_json))["items"]
+    pods = [i for i in items if i["kind"] == "Pod" and i["status"].get("phase") == "Running"
+            and "deletionTimestamp" not in i["metadata"]]
+    services = [i for i in items if i["kind"] == "Service"]
+    urls, problems = [], []
+    for path, mon in monitors():
+        spec = mon["spec"]
+        namespaces = spec.get("namespaceSelector", {}).get("matchNames")
+        mine = [p for p in pods if namespaces is None or p["metadata"]["namespace"] in namespaces]
+        if mon["kind"] == "PodMonitor":
+            targets = [(p, e["port"], e.get("path", "/metrics")) for p in mine
+                       if selects(spec["selector"], p["metadata"].get("labels", {}))
+                       for e in spec["podMetricsEndpoints"]]
+        else:
+            targets = []
+            for svc in services:
+                if not selects(spec["selector"], svc["metadata"].get("labels", {})):
+                    continue
+                for e in spec["endpoints"]:
+                    sp = next((p for p in svc["spec"]["ports"] if p.get("name") == e["port"]), None)
+                    if sp is None:
+                        problems.append(f"{path}: Service {svc['metadata']['name']} has no port named {e['port']}")
+                        continue
+                    targets += [(p, sp.get("targetPort", sp["port"]), e.get("path", "/metrics")) for p in mine
+                                if p["metadata"]["namespace"] == svc["metadata"]["namespace"]
+                                and selects({"matchLabels": svc["spec"].get("selector", {})}, p["metadata"]["labels"])]
+        if not targets:
+            problems.append(f"{path}: {mon['kind']} {mon['metadata']['name']} selects no running pod")
+        for pod, port, url_path in targets:
+            number = pod_port(pod, port)
+            if number is None:
+                problems.append(f"{path}: pod {pod['metadata']['name']} has no container port {port}")
+                continue
+            urls.append(f"http://{pod['status']['podIP']}:{number}{url_path} {mon['metadata']['name']} {pod['metadata']['name']}")
+    if problems:
+        fail(problems)
+    print("\n".join(urls))
+
+
 def load_allowlist(path: str) -> dict[str, str]:
     """metric name -> the exporter that exports it (the allow-list maps each source to its names)."""
     listed: dict[str, str] = {}
@@ -152,12 +225,21 @@ def load_allowlist(path: str) -> dict[str, str]:
     return listed
 
 
-def scraped_names(paths: list[str]) -> set[str]:
-    names = set()
+# Labels Prometheus attaches to every series of a ServiceMonitor/PodMonitor target.
+TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "service", "endpoint"}
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"')
+
+
+def scraped_names(paths: list[str]) -> dict[str, set[str]]:
+    """metric name -> the label names its scraped series carry."""
+    names: dict[str, set[str]] = {}
     for path in paths:
         for line in open(path):
             if line.strip() and not line.startswith("#"):
-                names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
+                name, _, rest = line.partition("{")
+                name = name.split()[0]
+                labels = {m.group(1) for m in LABEL.finditer(rest.rpartition("}")[0])} if rest else set()
+                names.setdefault(name, set()).update(labels)
     return names
 
 
@@ -181,6 +263,11 @@ def cmd_names(names_json: str, allowlist_path: str, scrapes: list[str]) -> None:
                 problems.append(f"{item['source']}: metric {name} is not exported by the running app "
                                 f"(scraped: {', '.join(sorted(n for n in exported if n.startswith(APP_PREFIX)))}) "
                                 f"and not in {allowlist_path}")
+            elif exported is not None:
+                unknown = set(item["matchers"][name]) - exported[name] - TARGET_LABELS
+                if unknown:
+                    problems.append(f"{item['source']}: {name} has no label {', '.join(sorted(unknown))} in the "
+                                    f"running app's scrape (it has: {', '.join(sorted(exported[name]))})")
     for name in sorted(set(listed) - seen):
         problems.append(f"{allowlist_path}: {name} ({listed[name]}) is used by no alert or panel; remove it")
     if problems:
@@ -206,6 +293,8 @@ def main(argv: list[str]) -> None:
         cmd_coverage(args[:cut], args[cut + 1:])
     elif cmd == "mutants" and len(args) >= 2:
         cmd_mutants(args[0], args[1:])
+    elif cmd == "scrape-urls" and len(args) == 1:
+        cmd_scrape_urls(args[0])
     elif cmd == "names" and len(args) >= 2:
         cmd_names(args[0], args[1], args[2:])
     else:

@@ -10,7 +10,9 @@
 #   5. our own invariants (tests/integration/tests/manifests.rs);
 #   6. a server-side dry run of every overlay against the stack's API server, with the CRDs
 #      installed and the namespaces created for real, plus a dry-run Pod from every pod template
-#      so PodSecurity "restricted" is enforced, not just warned about.
+#      so PodSecurity "restricted" is enforced, not just warned about;
+#   7. the alerts and dashboards (tests/monitoring/check.sh): promtool unit tests for every alert,
+#      firing and silent, every panel query parsed, every metric named by its source.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 K8S_SCHEMA_VERSION=1.34.0
@@ -22,7 +24,7 @@ fail() { printf '[manifests] FAILED: %s\n' "$*" >&2; exit 1; }
 if [[ -z ${KUBECONFIG:-} ]]; then
   fail "stack not running: run tests/stack/up.sh"
 fi
-for tool in kustomize kubeconform checkov cfn-lint kubectl cargo; do
+for tool in kustomize kubeconform checkov cfn-lint kubectl cargo promtool promql-names; do
   command -v "$tool" >/dev/null || fail "$tool not on PATH (tests/tools/install.sh installs the pinned judges)"
 done
 
@@ -151,4 +153,6 @@ PY
   done
   step "server-side dry run of $name: objects and $(grep -c '^kind: Pod$' "$work/pods-$name.yaml" || true) pod templates accepted (PodSecurity enforced)"
 done
+# --- 7. alerts and dashboards ---------------------------------------------------------------
+bash tests/monitoring/check.sh || fail "alerts and dashboards (tests/monitoring/check.sh)"
 step "all judges passed"

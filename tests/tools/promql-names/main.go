@@ -2,7 +2,8 @@
 // runs, pinned in go.mod) and prints the metric names each one selects.
 //
 // Input on stdin: a JSON array of {"source": "...", "expr": "..."}. Output on stdout: a JSON array of
-// {"source": "...", "metrics": ["..."]}. An expression that does not parse, or a selector whose metric
+// {"source": "...", "metrics": ["..."], "matchers": {"<metric>": ["<label>", ...]}}: the label names
+// each metric's selectors match on. An expression that does not parse, or a selector whose metric
 // name is not fixed (no name, or a __name__ regex), is one line on stderr naming its source; the exit
 // code is then 1, after every expression has been read.
 package main
@@ -23,14 +24,15 @@ type query struct {
 }
 
 type result struct {
-	Source  string   `json:"source"`
-	Metrics []string `json:"metrics"`
+	Source   string              `json:"source"`
+	Metrics  []string            `json:"metrics"`
+	Matchers map[string][]string `json:"matchers"`
 }
 
-// names returns the sorted metric names the expression selects, or an error for a selector whose
-// name cannot be known without a server.
-func names(expr parser.Expr) ([]string, error) {
-	found := map[string]bool{}
+// names returns the sorted metric names the expression selects and the label names each one's
+// selectors match on, or an error for a selector whose name cannot be known without a server.
+func names(expr parser.Expr) ([]string, map[string][]string, error) {
+	found := map[string]map[string]bool{}
 	var bad error
 	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
 		vs, ok := node.(*parser.VectorSelector)
@@ -47,18 +49,36 @@ func names(expr parser.Expr) ([]string, error) {
 			bad = fmt.Errorf("selector %s has no fixed metric name", vs)
 			return nil
 		}
-		found[name] = true
+		if found[name] == nil {
+			found[name] = map[string]bool{}
+		}
+		for _, m := range vs.LabelMatchers {
+			if m.Name != labels.MetricName {
+				found[name][m.Name] = true
+			}
+		}
 		return nil
 	})
 	if bad != nil {
-		return nil, bad
+		return nil, nil, bad
 	}
-	out := make([]string, 0, len(found))
-	for n := range found {
-		out = append(out, n)
+	metrics := make([]string, 0, len(found))
+	matchers := map[string][]string{}
+	for n, labelSet := range found {
+		metrics = append(metrics, n)
+		matchers[n] = sorted(labelSet)
+	}
+	sort.Strings(metrics)
+	return metrics, matchers, nil
+}
+
+func sorted(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
 }
 
 func main() {
@@ -73,8 +93,9 @@ func main() {
 		expr, err := parser.ParseExpr(q.Expr)
 		if err == nil {
 			var metrics []string
-			if metrics, err = names(expr); err == nil {
-				results = append(results, result{Source: q.Source, Metrics: metrics})
+			var matchers map[string][]string
+			if metrics, matchers, err = names(expr); err == nil {
+				results = append(results, result{Source: q.Source, Metrics: metrics, Matchers: matchers})
 				continue
 			}
 		}
