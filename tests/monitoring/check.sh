@@ -8,14 +8,15 @@
 #   3. every Grafana panel query parses (`promtool check rules` with each query as a recording rule);
 #   4. every alert and panel query parsed by Prometheus's PromQL parser (promql-names), and each metric
 #      it names is the app's (statuspage_*) or listed with its exporter in metrics-allowlist.yaml.
-#      Suite 50-pipeline checks the app's names against a scrape of the running app.
+#      Suite 50-pipeline checks the app's names against a scrape of the running app;
+#   5. the Alertmanager configuration each environment's chart values make is valid (amtool).
 # Usage: tests/monitoring/check.sh [OUTDIR]   (OUTDIR keeps names.json for later checks)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 CACHE=${STATUSPAGE_CACHE:-/var/cache/statuspage}
 PY=$CACHE/venv-judges/bin/python
 fail() { printf '[monitoring] FAILED: %s\n' "$*" >&2; exit 1; }
-for tool in promtool promql-names; do
+for tool in promtool promql-names amtool; do
   command -v "$tool" >/dev/null || fail "$tool not on PATH (tests/tools/install.sh installs it)"
 done
 [[ -x $PY ]] || fail "$PY missing (tests/tools/install.sh creates it)"
@@ -51,3 +52,10 @@ promtool check rules "$work/dashboard.rules.yaml" >"$work/check.log" 2>&1 ||
   { cat "$work/check.log" >&2; fail "a dashboard query does not parse (recording rule dashboard:query_N is the N-th query, from 0)"; }
 "$PY" tests/monitoring/queries.py exprs | promql-names >"$work/names.json" || fail "promql-names: a query does not parse or names no metric"
 "$PY" tests/monitoring/queries.py names "$work/names.json" tests/monitoring/metrics-allowlist.yaml
+
+for env in staging production; do
+  "$PY" tests/monitoring/queries.py alertmanager-config "$env" "$work/alertmanager-$env.yaml"
+  amtool check-config "$work/alertmanager-$env.yaml" >"$work/amtool.log" 2>&1 ||
+    { cat "$work/amtool.log" >&2; fail "amtool check-config: the Alertmanager configuration for $env (manifests/platform/kube-prometheus-stack)"; }
+done
+printf '[monitoring] amtool check-config: the Alertmanager configuration of staging and production is valid\n' >&2

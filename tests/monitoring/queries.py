@@ -9,6 +9,8 @@ metric-name checks (tests/monitoring/check.sh, tests/suites/50-pipeline.sh).
                                        that alert always firing, and never firing (the tests must fail)
     queries.py scrape-urls PODS_JSON   the URL of every pod the ServiceMonitors and PodMonitors select
                                        (PODS_JSON: kubectl get pods,services -o json), one per line
+    queries.py alertmanager-config ENV OUT  the Alertmanager configuration Helm makes of
+                                       kube-prometheus-stack/values.yaml + values-ENV.yaml, for amtool
     queries.py names NAMES ALLOWLIST [SCRAPE...]
                                        every metric a query names is exported: by an exporter listed in
                                        the allow-list, or by the app (with SCRAPE files: found in them;
@@ -28,6 +30,7 @@ import sys
 import yaml
 
 MONITORING = "manifests/platform/base/monitoring"
+CHART_VALUES = "manifests/platform/kube-prometheus-stack"
 # Grafana's interval macros; promtool and the parser know none of them.
 GRAFANA_MACROS = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{(__rate_interval|__interval|__range)\}")
 APP_PREFIX = "statuspage_"
@@ -216,6 +219,29 @@ def cmd_scrape_urls(objects_json: str) -> None:
     print("\n".join(urls))
 
 
+def helm_merge(base, over):
+    """Helm's merge of values files: maps merge key by key, anything else (lists too) is replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = helm_merge(base.get(k), v)
+        return out
+    return over
+
+
+def cmd_alertmanager_config(env: str, out: str) -> None:
+    values = {}
+    for name in ("values.yaml", f"values-{env}.yaml"):
+        path = os.path.join(CHART_VALUES, name)
+        if not os.path.exists(path):
+            fail([f"{path}: missing (the values for environment {env})"])
+        values = helm_merge(values, yaml.safe_load(open(path)))
+    config = values.get("alertmanager", {}).get("config")
+    if not config:
+        fail([f"{CHART_VALUES}: no alertmanager.config"])
+    yaml.safe_dump(config, open(out, "w"), sort_keys=False)
+
+
 def load_allowlist(path: str) -> dict[str, str]:
     """metric name -> the exporter that exports it (the allow-list maps each source to its names)."""
     listed: dict[str, str] = {}
@@ -295,6 +321,8 @@ def main(argv: list[str]) -> None:
         cmd_mutants(args[0], args[1:])
     elif cmd == "scrape-urls" and len(args) == 1:
         cmd_scrape_urls(args[0])
+    elif cmd == "alertmanager-config" and len(args) == 2:
+        cmd_alertmanager_config(*args)
     elif cmd == "names" and len(args) >= 2:
         cmd_names(args[0], args[1], args[2:])
     else:

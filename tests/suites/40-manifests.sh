@@ -24,7 +24,7 @@ fail() { printf '[manifests] FAILED: %s\n' "$*" >&2; exit 1; }
 if [[ -z ${KUBECONFIG:-} ]]; then
   fail "stack not running: run tests/stack/up.sh"
 fi
-for tool in kustomize kubeconform checkov cfn-lint kubectl cargo promtool promql-names; do
+for tool in kustomize kubeconform checkov cfn-lint kubectl cargo promtool promql-names amtool; do
   command -v "$tool" >/dev/null || fail "$tool not on PATH (tests/tools/install.sh installs the pinned judges)"
 done
 

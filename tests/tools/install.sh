@@ -65,14 +65,16 @@ if ! debs_current "$DOCKER_DIR" "$DOCKER_DEBS"; then
 fi
 ln -sf "$DOCKER_DIR/bin/docker" "$BIN/docker"
 
-# --- promtool from Debian bookworm's prometheus package, unpacked (see versions.env) ------------
+# --- promtool and amtool from Debian bookworm's packages, unpacked (see versions.env) ------------
 PROMETHEUS_DIR=$CACHE/prometheus
 if ! debs_current "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"; then
   unpack_debs "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"
   "$PROMETHEUS_DIR/root/usr/bin/promtool" --version >/dev/null
+  "$PROMETHEUS_DIR/root/usr/bin/amtool" --version >/dev/null
   debs_done "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"
 fi
 ln -sf "$PROMETHEUS_DIR/root/usr/bin/promtool" "$BIN/promtool"
+ln -sf "$PROMETHEUS_DIR/root/usr/bin/amtool" "$BIN/amtool"
 
 # --- Python virtualenvs ---------------------------------------------------------------------
 # venv NAME "PKGS": one virtualenv per set, rebuilt only when the pin list changes.
