@@ -9,14 +9,16 @@
 #   4. every alert and panel query parsed by Prometheus's PromQL parser (promql-names), and each metric
 #      it names is the app's (statuspage_*) or listed with its exporter in metrics-allowlist.yaml.
 #      Suite 50-pipeline checks the app's names against a scrape of the running app;
-#   5. the Alertmanager configuration each environment's chart values make is valid (amtool).
+#   5. the Alertmanager configuration each environment's chart values make is valid (amtool);
+#   6. the monitoring NetworkPolicies of staging and production, with the app's, allow every
+#      connection tests/monitoring/flows.yaml lists as needed and block the ones it lists as not.
 # Usage: tests/monitoring/check.sh [OUTDIR]   (OUTDIR keeps names.json for later checks)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 CACHE=${STATUSPAGE_CACHE:-/var/cache/statuspage}
 PY=$CACHE/venv-judges/bin/python
 fail() { printf '[monitoring] FAILED: %s\n' "$*" >&2; exit 1; }
-for tool in promtool promql-names amtool; do
+for tool in promtool promql-names amtool kustomize; do
   command -v "$tool" >/dev/null || fail "$tool not on PATH (tests/tools/install.sh installs it)"
 done
 [[ -x $PY ]] || fail "$PY missing (tests/tools/install.sh creates it)"
@@ -59,3 +61,11 @@ for env in staging production; do
     { cat "$work/amtool.log" >&2; fail "amtool check-config: the Alertmanager configuration for $env (manifests/platform/kube-prometheus-stack)"; }
 done
 printf '[monitoring] amtool check-config: the Alertmanager configuration of staging and production is valid\n' >&2
+
+for env in staging:10.30 production:10.20; do
+  name=${env%%:*}
+  kustomize build "manifests/platform/overlays/$name" >"$work/platform-$name.yaml" || fail "kustomize build manifests/platform/overlays/$name"
+  kustomize build "manifests/app/overlays/$name" >"$work/app-$name.yaml" || fail "kustomize build manifests/app/overlays/$name"
+  "$PY" tests/monitoring/flows.py tests/monitoring/flows.yaml "${env##*:}" "$work/platform-$name.yaml" "$work/app-$name.yaml" ||
+    fail "the $name NetworkPolicies do not allow or block the monitoring connections tests/monitoring/flows.yaml lists"
+done
