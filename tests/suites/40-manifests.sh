@@ -15,6 +15,8 @@
 #      database users' grants on a throwaway PostgreSQL (tests/manifests/database-users.sh), and
 #      bin/bootstrap: argument errors, dry runs, its cluster and app phases against the stack's
 #      cluster (tests/manifests/bootstrap.sh).
+#   8. the alerts and dashboards (tests/monitoring/check.sh): promtool unit tests for every alert,
+#      firing and silent, every panel query parsed, every metric named by its source.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 K8S_SCHEMA_VERSION=1.34.0
@@ -26,7 +28,7 @@ fail() { printf '[manifests] FAILED: %s\n' "$*" >&2; exit 1; }
 if [[ -z ${KUBECONFIG:-} ]]; then
   fail "stack not running: run tests/stack/up.sh"
 fi
-for tool in kustomize kubeconform checkov cfn-lint kubectl cargo; do
+for tool in kustomize kubeconform checkov cfn-lint kubectl cargo promtool promql-names amtool; do
   command -v "$tool" >/dev/null || fail "$tool not on PATH (tests/tools/install.sh installs the pinned judges)"
 done
 
@@ -159,4 +161,6 @@ done
 "$JUDGES_PY" tests/manifests/check-infra.py . "$work/rendered" || fail "platform findings (tests/manifests/check-infra.py)"
 bash tests/manifests/database-users.sh || fail "manifests/infra/database-users.sql (tests/manifests/database-users.sh)"
 bash tests/manifests/bootstrap.sh || fail "bin/bootstrap (tests/manifests/bootstrap.sh)"
+# --- 8. alerts and dashboards ---------------------------------------------------------------
+bash tests/monitoring/check.sh || fail "alerts and dashboards (tests/monitoring/check.sh)"
 step "all judges passed"

@@ -5,7 +5,10 @@
 # release document has a digest, the registry serves that digest, the patched overlay pins it, and
 # the cluster's Deployments run exactly those digests and are available; the app answers: `/` with
 # data read from PostgreSQL, a static file, /-/readyz on every pod, a job enqueued through the web
-# Service is run by a worker, the scheduler runs. A second run must find everything in place,
+# Service is run by a worker, the scheduler runs; the metrics Prometheus would scrape (every pod the
+# ServiceMonitor and PodMonitor select, at their port and path) are lint-clean and hold every metric an
+# alert or a dashboard panel names, unless tests/monitoring/metrics-allowlist.yaml names the exporter
+# that provides it. A second run must find everything in place,
 # skip the build and not run the migration again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
@@ -89,10 +92,25 @@ done
 [[ $done_count == 3 ]] || fail "the worker finished $done_count of 3 jobs enqueued through web"
 echo "[pipeline] / (PostgreSQL), $static, /-/readyz on $checked pods, 3 of 3 jobs run by the worker, scheduler running" >&2
 
+# What Prometheus would scrape, after the requests and jobs above.
+PY=${STATUSPAGE_CACHE:-/var/cache/statuspage}/venv-judges/bin/python
+scrapes=$state/scrapes
+rm -rf "$scrapes" && mkdir -p "$scrapes"
+kubectl -n statuspage get pods,services -o json >"$scrapes/objects.json"
+"$PY" tests/monitoring/queries.py scrape-urls "$scrapes/objects.json" >"$scrapes/targets" || fail "the monitors' targets"
+while read -r url monitor pod; do
+  curl -fsS --max-time 10 -o "$scrapes/$pod.prom" "$url" || fail "scrape of $url ($monitor, pod $pod)"
+  promtool check metrics <"$scrapes/$pod.prom" || fail "promtool check metrics: $url ($monitor, pod $pod)"
+done <"$scrapes/targets"
+"$PY" tests/monitoring/queries.py exprs | promql-names >"$scrapes/names.json" || fail "promql-names"
+"$PY" tests/monitoring/queries.py names "$scrapes/names.json" tests/monitoring/metrics-allowlist.yaml "$scrapes"/*.prom ||
+  fail "an alert or a panel names a metric the running app does not export"
+echo "[pipeline] scraped $(wc -l <"$scrapes/targets") targets ($(cut -d' ' -f2 "$scrapes/targets" | sort | uniq -c | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}')), lint-clean" >&2
+
 bin/local-deploy >"$state.out2" 2>"$state.err2" || { cat "$state.err2" >&2; fail "second run exited non-zero"; }
 grep -q "build skipped" "$state.err2" || { cat "$state.err2" >&2; fail "second run did not skip the build"; }
 cmp -s <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out") \
   <(python3 -c "import json,sys; print(sorted((k,v['digest']) for k,v in json.load(open(sys.argv[1]))['images'].items()))" "$state.out2") ||
   fail "the second run reported other digests"
 grep -q "already completed for this template" "$state.err2" || { cat "$state.err2" >&2; fail "second run ran the migration again"; }
-echo "[pipeline] 3 passed, 0 failed" >&2
+echo "[pipeline] 4 passed, 0 failed" >&2

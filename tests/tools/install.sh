@@ -27,31 +27,54 @@ for svc in docker containerd redis-server postgresql; do
   fi
 done
 
-# --- Docker Engine 26.1 from Debian trixie, unpacked (see versions.env) -----------------------
-# $CACHE/docker/bin gets dockerd, docker-proxy, containerd + shims and the docker CLI;
-# $CACHE/docker/cli-plugins the buildx plugin. Re-unpacked only when the pin list changes.
-DOCKER_DIR=$CACHE/docker
-docker_pins=$(sha256sum <<<"$DOCKER_DEBS" | cut -d' ' -f1)
-if [[ $(cat "$DOCKER_DIR/.pins" 2>/dev/null) != "$docker_pins" ]]; then
-  rm -rf "$DOCKER_DIR"
-  mkdir -p "$DOCKER_DIR/debs" "$DOCKER_DIR/root" "$DOCKER_DIR/bin" "$DOCKER_DIR/cli-plugins"
-  for entry in $DOCKER_DEBS; do
-    path=${entry%=*} want=${entry##*=} deb=$DOCKER_DIR/debs/$(basename "${entry%=*}")
+# --- .deb files unpacked, never installed (see versions.env) ---------------------------------
+# debs_current DIR "PINS": DIR holds exactly these pins. unpack_debs DIR "PINS": download each
+# "pool path=sha256" entry from $DEBIAN_MIRROR, check it and dpkg -x it into DIR/root; the caller
+# finishes DIR, then records the pins with debs_done DIR "PINS".
+debs_pin() { sha256sum <<<"$1" | cut -d' ' -f1 | tr -d '\n'; }
+debs_current() { [[ $(cat "$1/.pins" 2>/dev/null) == "$(debs_pin "$2")" ]]; }
+debs_done() { debs_pin "$2" >"$1/.pins"; }
+unpack_debs() {
+  local dir=$1 pins=$2 entry path want deb got
+  rm -rf "$dir"
+  mkdir -p "$dir/debs" "$dir/root"
+  for entry in $pins; do
+    path=${entry%=*} want=${entry##*=} deb=$dir/debs/$(basename "${entry%=*}")
     log "download $DEBIAN_MIRROR/$path"
     curl -fsSL --retry 3 -o "$deb" "$DEBIAN_MIRROR/$path" ||
       { log "cannot download $path: if Debian replaced it, bump the pin in tests/tools/versions.env"; exit 1; }
     got=$(sha256sum "$deb" | cut -d' ' -f1)
     [[ $got == "$want" ]] || { log "$deb: SHA-256 $got, expected $want (tests/tools/versions.env)"; exit 1; }
-    dpkg -x "$deb" "$DOCKER_DIR/root"
+    dpkg -x "$deb" "$dir/root"
   done
+  rm -rf "$dir/debs"
+}
+
+# --- Docker Engine 26.1 from Debian trixie, unpacked (see versions.env) -----------------------
+# $CACHE/docker/bin gets dockerd, docker-proxy, containerd + shims and the docker CLI;
+# $CACHE/docker/cli-plugins the buildx plugin. Re-unpacked only when the pin list changes.
+DOCKER_DIR=$CACHE/docker
+if ! debs_current "$DOCKER_DIR" "$DOCKER_DEBS"; then
+  unpack_debs "$DOCKER_DIR" "$DOCKER_DEBS"
+  mkdir -p "$DOCKER_DIR/bin" "$DOCKER_DIR/cli-plugins"
   for b in usr/sbin/dockerd usr/sbin/docker-proxy usr/bin/containerd usr/bin/containerd-shim-runc-v2 usr/bin/ctr usr/bin/docker; do
     ln -sf "$DOCKER_DIR/root/$b" "$DOCKER_DIR/bin/$(basename "$b")"
   done
   ln -sf "$DOCKER_DIR/root/usr/libexec/docker/cli-plugins/docker-buildx" "$DOCKER_DIR/cli-plugins/docker-buildx"
-  rm -rf "$DOCKER_DIR/debs"
-  printf '%s' "$docker_pins" >"$DOCKER_DIR/.pins"
+  debs_done "$DOCKER_DIR" "$DOCKER_DEBS"
 fi
 ln -sf "$DOCKER_DIR/bin/docker" "$BIN/docker"
+
+# --- promtool and amtool from Debian bookworm's packages, unpacked (see versions.env) ------------
+PROMETHEUS_DIR=$CACHE/prometheus
+if ! debs_current "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"; then
+  unpack_debs "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"
+  "$PROMETHEUS_DIR/root/usr/bin/promtool" --version >/dev/null
+  "$PROMETHEUS_DIR/root/usr/bin/amtool" --version >/dev/null
+  debs_done "$PROMETHEUS_DIR" "$PROMETHEUS_DEBS"
+fi
+ln -sf "$PROMETHEUS_DIR/root/usr/bin/promtool" "$BIN/promtool"
+ln -sf "$PROMETHEUS_DIR/root/usr/bin/amtool" "$BIN/amtool"
 
 # --- Python virtualenvs ---------------------------------------------------------------------
 # venv NAME "PKGS": one virtualenv per set, rebuilt only when the pin list changes.
@@ -84,6 +107,15 @@ for spec in $GO_TOOLS; do
     printf '%s' "$spec" >"$stamp"
   fi
 done
+
+# --- promql-names (tests/tools/promql-names): Prometheus's PromQL parser, pinned by its go.mod -----
+stamp=$CACHE/tools/promql-names.version
+promql_src=$(cat "$here"/promql-names/{go.mod,go.sum,main.go} | sha256sum | cut -d' ' -f1)
+if [[ ! -x $BIN/promql-names || $(cat "$stamp" 2>/dev/null) != "$promql_src" ]]; then
+  log "go build tests/tools/promql-names"
+  (cd "$here/promql-names" && GOTOOLCHAIN=local GOFLAGS=-trimpath go build -o "$BIN/promql-names" .)
+  printf '%s' "$promql_src" >"$stamp"
+fi
 
 # --- npm packages ---------------------------------------------------------------------------
 # npm_prefix NAME "PKGS": one npm prefix per set under $CACHE/npm-NAME, reinstalled only when the
