@@ -121,6 +121,14 @@ pub enum ProgressEvent {
         /// The target.
         target: String,
     },
+    /// The engine cut a target's build stream short (an I/O error, not a failed step); it is
+    /// built once more, resuming from BuildKit's cache of the steps that finished.
+    Retry {
+        /// The target.
+        target: String,
+        /// What cut the stream, as the engine connection reported it.
+        reason: String,
+    },
     /// A line of step output.
     Output {
         /// The target being built.

@@ -164,7 +164,7 @@ impl BuildJob<'_> {
         (self.progress)(ProgressEvent::TargetStarted { target: image.target.clone() });
         let mut result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
         if let Err(BuildError::Engine { source: bollard::errors::Error::IOError { err }, .. }) = &result {
-            eprintln!("the engine cut the build stream of {} short ({err}); building it again", image.target);
+            (self.progress)(ProgressEvent::Retry { target: image.target.clone(), reason: err.to_string() });
             result = self.engine.build_target(self.plan, image, builder, self.auth, self.progress).await;
         }
         (self.progress)(ProgressEvent::TargetFinished { target: image.target.clone() });

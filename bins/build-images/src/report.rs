@@ -33,6 +33,9 @@ pub fn stderr_progress(style: LogStyle) -> Progress {
             };
             eprintln!("[{target}] {name} ({how})");
         }
+        ProgressEvent::Retry { target, reason } => {
+            eprintln!("[{target}] the engine cut the build stream short ({reason}); building it again");
+        }
         ProgressEvent::Output { target, line } => {
             if style == LogStyle::Actions {
                 eprintln!("[{target}]   {line}");
