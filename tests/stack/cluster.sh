@@ -89,7 +89,10 @@ PAUSE_IMAGE=localhost/statuspage/pause:3.10
 CTRD_SOCK=$K8S_DIR/containerd/containerd.sock
 REGISTRY_HOST=${STACK_REGISTRY:-123456789012.dkr.ecr.us-east-1.amazonaws.com}
 ADMIN_KUBECONFIG=$K8S_DIR/admin.kubeconfig
-DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router)
+# The NetworkPolicy enforcer: kube-router's firewall alone, built by tests/tools/install.sh from the
+# pin in tests/tools/versions.env (why this one: README-cluster.md, "NetworkPolicy enforcement").
+KUBE_ROUTER=$STACK_CACHE/tools/bin/kube-router
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_k8s() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
@@ -131,6 +134,7 @@ make_pki() {
   k8s_cert scheduler system:kube-scheduler "" IP:127.0.0.1 DNS:localhost
   k8s_cert kubelet "system:node:$NODE_NAME" system:nodes IP:127.0.0.1 "DNS:$NODE_NAME"
   k8s_cert kube-proxy system:kube-proxy ""
+  k8s_cert kube-router statuspage:kube-router ""
   if [[ ! -s $K8S_PKI/sa.key ]]; then
     openssl genrsa -out "$K8S_PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$K8S_PKI/sa.key" -pubout -out "$K8S_PKI/sa.pub" 2>/dev/null
@@ -167,6 +171,7 @@ write_configs() {
   write_kubeconfig "$K8S_DIR/scheduler.kubeconfig" scheduler system:kube-scheduler
   write_kubeconfig "$K8S_DIR/kubelet.kubeconfig" kubelet "system:node:$NODE_NAME"
   write_kubeconfig "$K8S_DIR/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
+  write_kubeconfig "$K8S_DIR/kube-router.kubeconfig" kube-router statuspage:kube-router
 
   cat >"$K8S_DIR/containerd/config.toml" <<TOML
 # containerd for the stack's Kubernetes node: separate from the one docker uses.
@@ -334,10 +339,67 @@ import_pause() {
 # up / down
 # ---------------------------------------------------------------------------------------------
 healthy() {
+  core_healthy && stack_running kube-router && kube_router_ready
+}
+
+# Everything but the enforcer, which can be (re)started alone on a running cluster.
+core_healthy() {
   local d
-  for d in "${DAEMONS[@]}"; do stack_running "$d" || return 1; done
+  for d in "${DAEMONS[@]}"; do
+    [[ $d == kube-router ]] || stack_running "$d" || return 1
+  done
   [[ -s $ADMIN_KUBECONFIG ]] || return 1
   node_ready
+}
+
+# kube-router has synced once: its chains are hooked into the filter table's built-in chains.
+kube_router_ready() {
+  iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD$' &&
+    iptables -w -S OUTPUT 2>/dev/null | grep -q -- '-j KUBE-ROUTER-OUTPUT$'
+}
+
+# What kube-router reads (its informers) and nothing else: it writes nothing to the API.
+kube_router_rbac() {
+  kubectl_admin apply --server-side --field-manager=statuspage-stack -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: statuspage:kube-router
+  labels: {app.kubernetes.io/name: kube-router, app.kubernetes.io/part-of: statuspage-stack}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: statuspage:kube-router
+  labels: {app.kubernetes.io/name: kube-router, app.kubernetes.io/part-of: statuspage-stack}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: statuspage:kube-router}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: statuspage:kube-router}
+YAML
+}
+
+# start_kube_router: the firewall controller only (no BGP routing, no service proxy: kube-proxy
+# serves Services), health and metrics servers off, so it listens on no port at all. It enforces
+# NetworkPolicies for the pods whose hostIP is the node's address, with iptables + ipset in the
+# filter table's INPUT, FORWARD and OUTPUT chains (bridged pod-to-pod traffic through physdev).
+start_kube_router() {
+  [[ -x $KUBE_ROUTER ]] || stack_die "$KUBE_ROUTER missing: run tests/tools/install.sh (it builds the pin in tests/tools/versions.env)"
+  command -v ipset >/dev/null || stack_die "ipset missing: run tests/tools/install.sh (APT_PACKAGES in tests/tools/versions.env)"
+  kube_router_rbac
+  stack_start kube-router "$KUBE_ROUTER" --kubeconfig="$K8S_DIR/kube-router.kubeconfig" \
+    --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+    --service-cluster-ip-range="$SERVICE_CIDR" --health-port=0 --metrics-port=0
+  stack_wait_for kube-router 60 kube_router_ready
 }
 
 node_ready() {
@@ -375,6 +437,12 @@ cmd_up() {
   if healthy; then
     write_env
     stack_log "kubernetes already up (node $NODE_NAME Ready)"
+    return 0
+  fi
+  if core_healthy && ! stack_running kube-router; then
+    start_kube_router
+    write_env
+    stack_log "kubernetes already up (node $NODE_NAME Ready); started the NetworkPolicy enforcer"
     return 0
   fi
   # Something is missing or unhealthy: start from a clean slate rather than patching.
@@ -439,6 +507,7 @@ cmd_up() {
     --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=1
   stack_start kube-proxy "$K8S_BIN/kube-proxy" --config="$K8S_DIR/kube-proxy-config.yaml" --v=1
   stack_wait_for "node $NODE_NAME Ready" 90 node_ready
+  start_kube_router
   # Usable as soon as up returns: the token controller has made the default service account.
   stack_wait_for "default service account" 60 kubectl_admin get serviceaccount default --request-timeout=5s
   write_env
@@ -472,6 +541,16 @@ clean_iptables() {
   done
 }
 
+# kube-router's ipsets (KUBE-SRC-*, KUBE-DST-*, their inet6: twins and TMP-* copies), once no
+# rule refers to them any more (clean_iptables first).
+clean_ipsets() {
+  command -v ipset >/dev/null || return 0
+  local set
+  while IFS= read -r set; do
+    ipset destroy "$set" 2>/dev/null || true
+  done < <(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(KUBE-(SRC|DST)-|TMP-)')
+}
+
 # Unmount everything below a directory, deepest first.
 unmount_below() {
   local dir=$1 m
@@ -499,6 +578,7 @@ our_shims() {
 cmd_down() {
   local id pid sub
   # Independent daemons are stopped concurrently (each stop waits for its process to be gone).
+  stack_stop kube-router &
   stack_stop kube-proxy &
   stack_stop kubelet &
   wait
@@ -533,6 +613,7 @@ cmd_down() {
   ip link del "$CNI_BRIDGE" 2>/dev/null || true
   ip link del "$NODE_IF" 2>/dev/null || true
   clean_iptables
+  clean_ipsets
   for sub in /sys/fs/cgroup/*/; do
     remove_cgroup_tree "${sub}kubepods"
   done
