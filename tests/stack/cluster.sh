@@ -134,7 +134,6 @@ make_pki() {
   k8s_cert scheduler system:kube-scheduler "" IP:127.0.0.1 DNS:localhost
   k8s_cert kubelet "system:node:$NODE_NAME" system:nodes IP:127.0.0.1 "DNS:$NODE_NAME"
   k8s_cert kube-proxy system:kube-proxy ""
-  k8s_cert kube-router statuspage:kube-router ""
   if [[ ! -s $K8S_PKI/sa.key ]]; then
     openssl genrsa -out "$K8S_PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$K8S_PKI/sa.key" -pubout -out "$K8S_PKI/sa.pub" 2>/dev/null
@@ -171,7 +170,6 @@ write_configs() {
   write_kubeconfig "$K8S_DIR/scheduler.kubeconfig" scheduler system:kube-scheduler
   write_kubeconfig "$K8S_DIR/kubelet.kubeconfig" kubelet "system:node:$NODE_NAME"
   write_kubeconfig "$K8S_DIR/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
-  write_kubeconfig "$K8S_DIR/kube-router.kubeconfig" kube-router statuspage:kube-router
 
   cat >"$K8S_DIR/containerd/config.toml" <<TOML
 # containerd for the stack's Kubernetes node: separate from the one docker uses.
@@ -352,10 +350,22 @@ core_healthy() {
   node_ready
 }
 
-# kube-router has synced once: its chains are hooked into the filter table's built-in chains.
+# kube-router has synced once: its chains are hooked into the filter table's built-in chains
+# (start_kube_router unhooks them first, so an earlier run's rules do not count).
 kube_router_ready() {
-  iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD$' &&
+  stack_running kube-router &&
+    iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD$' &&
     iptables -w -S OUTPUT 2>/dev/null | grep -q -- '-j KUBE-ROUTER-OUTPUT$'
+}
+
+# Delete the jumps from INPUT, FORWARD and OUTPUT into kube-router's chains (by rule number).
+unhook_kube_router() {
+  local chain num
+  for chain in INPUT FORWARD OUTPUT; do
+    while IFS= read -r num; do
+      iptables -w -D "$chain" "$num" 2>/dev/null || true
+    done < <(iptables -w -L "$chain" -n --line-numbers 2>/dev/null | awk '$2 ~ /^KUBE-ROUTER-/ {print $1}' | sort -rn)
+  done
 }
 
 # What kube-router reads (its informers) and nothing else: it writes nothing to the API.
@@ -395,11 +405,17 @@ YAML
 start_kube_router() {
   [[ -x $KUBE_ROUTER ]] || stack_die "$KUBE_ROUTER missing: run tests/tools/install.sh (it builds the pin in tests/tools/versions.env)"
   command -v ipset >/dev/null || stack_die "ipset missing: run tests/tools/install.sh (APT_PACKAGES in tests/tools/versions.env)"
+  local t0=$SECONDS
+  mkdir -p "$K8S_PKI" "$K8S_DIR"
+  k8s_cert kube-router statuspage:kube-router ""
+  write_kubeconfig "$K8S_DIR/kube-router.kubeconfig" kube-router statuspage:kube-router
   kube_router_rbac
+  unhook_kube_router
   stack_start kube-router "$KUBE_ROUTER" --kubeconfig="$K8S_DIR/kube-router.kubeconfig" \
     --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
     --service-cluster-ip-range="$SERVICE_CIDR" --health-port=0 --metrics-port=0
   stack_wait_for kube-router 60 kube_router_ready
+  stack_log "kube-router enforcing NetworkPolicies ($((SECONDS - t0))s)"
 }
 
 node_ready() {
