@@ -125,6 +125,10 @@ print(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": s
 PY
 }
 
+# A namespace monitoring of an earlier run (deleted without waiting) may still be terminating.
+if [[ $(kubectl get namespace "$MON_NS" -o jsonpath='{.status.phase}' 2>/dev/null) == Terminating ]]; then
+  kubectl wait --for=delete "namespace/$MON_NS" --timeout=120s >/dev/null
+fi
 kubectl get namespace "$MON_NS" >/dev/null 2>&1 || { kubectl create namespace "$MON_NS" >/dev/null; created_mon=1; }
 kubectl delete namespace "$PROBE_NS" --ignore-not-found --wait=true >/dev/null
 kubectl create namespace "$PROBE_NS" >/dev/null
