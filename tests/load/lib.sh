@@ -28,6 +28,28 @@ loadgen_start() {
     kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
   kubectl -n "$LOAD_NS" create configmap loadgen --from-file=loadgen.py="$LOAD_REPO/tests/load/loadgen.py" \
     --dry-run=client -o yaml | kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
+  # The app's policies admit web traffic only from the load balancer's addresses (the node, here):
+  # the load generator stands in for the load balancer, so the test (never the app) admits it.
+  kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null <<YAML
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: allow-loadgen-to-web
+  namespace: $APP_NS
+  labels: {app.kubernetes.io/name: statuspage-load, app.kubernetes.io/component: loadgen}
+spec:
+  podSelector:
+    matchLabels: {app.kubernetes.io/name: statuspage, app.kubernetes.io/component: web}
+  policyTypes: [Ingress]
+  ingress:
+    - from:
+        - namespaceSelector:
+            matchLabels: {kubernetes.io/metadata.name: $LOAD_NS}
+          podSelector:
+            matchLabels: {app.kubernetes.io/name: statuspage-load}
+      ports:
+        - {protocol: TCP, port: 8000}
+YAML
   sed -e "s|@IMAGE@|$image|" -e "s|@TARGET@|$target|" -e "s|@PATHS@|/,/static/fixture.css?v=2.5.1,/-/healthz|" \
     "$LOAD_REPO/tests/load/loadgen.yaml" | kubectl apply --server-side --field-manager=statuspage-tests -f - >/dev/null
   kubectl -n "$LOAD_NS" wait --for=condition=Ready pod/loadgen --timeout=120s >/dev/null ||
@@ -36,7 +58,10 @@ loadgen_start() {
   load_log "load generator on $target (web image $image)"
 }
 
-loadgen_stop() { kubectl delete namespace "$LOAD_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
+loadgen_stop() {
+  kubectl -n "$APP_NS" delete networkpolicy allow-loadgen-to-web --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete namespace "$LOAD_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
 load_reset() { curl -sf -X POST --max-time 5 "$LOAD_URL/reset" >/dev/null; }
 # load_stats FILE: the current window's counters, as JSON in FILE.
 load_stats() { curl -sf --max-time 5 "$LOAD_URL/stats" >"$1"; }

@@ -92,7 +92,10 @@ PAUSE_IMAGE=localhost/statuspage/pause:3.10
 CTRD_SOCK=$K8S_DIR/containerd/containerd.sock
 REGISTRY_HOST=${STACK_REGISTRY:-123456789012.dkr.ecr.us-east-1.amazonaws.com}
 ADMIN_KUBECONFIG=$K8S_DIR/admin.kubeconfig
-DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy metrics-server)
+DAEMONS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy metrics-server kube-router)
+# The NetworkPolicy enforcer: kube-router's firewall alone, built by tests/tools/install.sh from the
+# pin in tests/tools/versions.env (why this one: README-cluster.md, "NetworkPolicy enforcement").
+KUBE_ROUTER=$STACK_CACHE/tools/bin/kube-router
 
 kubectl_admin() { "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_k8s() { ctr --address "$CTRD_SOCK" --namespace k8s.io "$@"; }
@@ -338,10 +341,85 @@ import_pause() {
 # up / down
 # ---------------------------------------------------------------------------------------------
 healthy() {
+  core_healthy && stack_running kube-router && kube_router_ready
+}
+
+# Everything but the enforcer, which can be (re)started alone on a running cluster.
+core_healthy() {
   local d
-  for d in "${DAEMONS[@]}"; do stack_running "$d" || return 1; done
+  for d in "${DAEMONS[@]}"; do
+    [[ $d == kube-router ]] || stack_running "$d" || return 1
+  done
   [[ -s $ADMIN_KUBECONFIG ]] || return 1
   node_ready
+}
+
+# kube-router has synced once: its chains are hooked into the filter table's built-in chains
+# (start_kube_router unhooks them first, so an earlier run's rules do not count).
+kube_router_ready() {
+  stack_running kube-router &&
+    iptables -w -S FORWARD 2>/dev/null | grep -q -- '-j KUBE-ROUTER-FORWARD$' &&
+    iptables -w -S OUTPUT 2>/dev/null | grep -q -- '-j KUBE-ROUTER-OUTPUT$'
+}
+
+# Delete the jumps from INPUT, FORWARD and OUTPUT into kube-router's chains (by rule number).
+unhook_kube_router() {
+  local chain num
+  for chain in INPUT FORWARD OUTPUT; do
+    while IFS= read -r num; do
+      iptables -w -D "$chain" "$num" 2>/dev/null || true
+    done < <(iptables -w -L "$chain" -n --line-numbers 2>/dev/null | awk '$2 ~ /^KUBE-ROUTER-/ {print $1}' | sort -rn)
+  done
+}
+
+# What kube-router reads (its informers) and nothing else: it writes nothing to the API.
+kube_router_rbac() {
+  kubectl_admin apply --server-side --field-manager=statuspage-stack -f - >/dev/null <<'YAML'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: statuspage:kube-router
+  labels: {app.kubernetes.io/name: kube-router, app.kubernetes.io/part-of: statuspage-stack}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces, nodes, services, endpoints]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: statuspage:kube-router
+  labels: {app.kubernetes.io/name: kube-router, app.kubernetes.io/part-of: statuspage-stack}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: statuspage:kube-router}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: statuspage:kube-router}
+YAML
+}
+
+# start_kube_router: the firewall controller only (no BGP routing, no service proxy: kube-proxy
+# serves Services), health and metrics servers off, so it listens on no port at all. It enforces
+# NetworkPolicies for the pods whose hostIP is the node's address, with iptables + ipset in the
+# filter table's INPUT, FORWARD and OUTPUT chains (bridged pod-to-pod traffic through physdev).
+start_kube_router() {
+  [[ -x $KUBE_ROUTER ]] || stack_die "$KUBE_ROUTER missing: run tests/tools/install.sh (it builds the pin in tests/tools/versions.env)"
+  command -v ipset >/dev/null || stack_die "ipset missing: run tests/tools/install.sh (APT_PACKAGES in tests/tools/versions.env)"
+  local t0=$SECONDS
+  mkdir -p "$K8S_PKI" "$K8S_DIR"
+  k8s_cert kube-router statuspage:kube-router ""
+  write_kubeconfig "$K8S_DIR/kube-router.kubeconfig" kube-router statuspage:kube-router
+  kube_router_rbac
+  unhook_kube_router
+  stack_start kube-router "$KUBE_ROUTER" --kubeconfig="$K8S_DIR/kube-router.kubeconfig" \
+    --hostname-override="$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+    --service-cluster-ip-range="$SERVICE_CIDR" --health-port=0 --metrics-port=0
+  stack_wait_for kube-router 60 kube_router_ready
+  stack_log "kube-router enforcing NetworkPolicies ($((SECONDS - t0))s)"
 }
 
 node_ready() {
@@ -379,6 +457,12 @@ cmd_up() {
   if healthy; then
     write_env
     stack_log "kubernetes already up (node $NODE_NAME Ready)"
+    return 0
+  fi
+  if core_healthy && ! stack_running kube-router; then
+    start_kube_router
+    write_env
+    stack_log "kubernetes already up (node $NODE_NAME Ready); started the NetworkPolicy enforcer"
     return 0
   fi
   # Something is missing or unhealthy: start from a clean slate rather than patching.
@@ -444,6 +528,7 @@ cmd_up() {
     --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=1
   stack_start kube-proxy "$K8S_BIN/kube-proxy" --config="$K8S_DIR/kube-proxy-config.yaml" --v=1
   stack_wait_for "node $NODE_NAME Ready" 90 node_ready
+  start_kube_router
   # Usable as soon as up returns: the token controller has made the default service account.
   stack_wait_for "default service account" 60 kubectl_admin get serviceaccount default --request-timeout=5s
   metrics_server_up
@@ -478,6 +563,16 @@ clean_iptables() {
   done
 }
 
+# kube-router's ipsets (KUBE-SRC-*, KUBE-DST-*, their inet6: twins and TMP-* copies), once no
+# rule refers to them any more (clean_iptables first).
+clean_ipsets() {
+  command -v ipset >/dev/null || return 0
+  local set
+  while IFS= read -r set; do
+    ipset destroy "$set" 2>/dev/null || true
+  done < <(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(KUBE-(SRC|DST)-|TMP-)')
+}
+
 # Unmount everything below a directory, deepest first.
 unmount_below() {
   local dir=$1 m
@@ -506,6 +601,7 @@ cmd_down() {
   local id pid sub
   # Independent daemons are stopped concurrently (each stop waits for its process to be gone).
   stack_stop metrics-server &
+  stack_stop kube-router &
   stack_stop kube-proxy &
   stack_stop kubelet &
   wait
@@ -540,6 +636,7 @@ cmd_down() {
   ip link del "$CNI_BRIDGE" 2>/dev/null || true
   ip link del "$NODE_IF" 2>/dev/null || true
   clean_iptables
+  clean_ipsets
   for sub in /sys/fs/cgroup/*/; do
     remove_cgroup_tree "${sub}kubepods"
   done

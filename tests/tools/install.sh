@@ -150,4 +150,16 @@ if [[ ! -x $BIN/act || $(cat "$stamp" 2>/dev/null) != "$ACT_MODULE" ]]; then
   printf '%s' "$ACT_MODULE" >"$stamp"
   log "act built in $((SECONDS - start)) s"
 fi
+# --- kube-router (the stack cluster's NetworkPolicy enforcer, see tests/stack/cluster.sh) ---------
+# Built once from the module proxy (about 5 minutes on 2 cores, 57 MB), static, cached like act.
+stamp=$CACHE/tools/kube-router.version
+if [[ ! -x $BIN/kube-router || $(cat "$stamp" 2>/dev/null) != "$KUBE_ROUTER_MODULE" ]]; then
+  log "go install $KUBE_ROUTER_MODULE (a few minutes)"
+  start=$SECONDS
+  GOTOOLCHAIN=local GOBIN=$BIN GOFLAGS=-trimpath CGO_ENABLED=0 go install \
+    -ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=${KUBE_ROUTER_MODULE##*@}" \
+    "$KUBE_ROUTER_MODULE"
+  printf '%s' "$KUBE_ROUTER_MODULE" >"$stamp"
+  log "kube-router built in $((SECONDS - start)) s"
+fi
 log "tools ready in $BIN"
