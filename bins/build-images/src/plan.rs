@@ -158,6 +158,9 @@ pub struct BuildPlan {
     pub cache_from: Vec<String>,
 }
 
+/// The stage of images/Dockerfile that takes the application's source tree (`COPY source/ /`).
+pub const SOURCE_STAGE: &str = "statuspage-source";
+
 /// Platforms the images are built for.
 pub const PLATFORMS: &[&str] = &["linux/amd64", "linux/arm64"];
 
@@ -185,6 +188,18 @@ impl BuildPlan {
                 flag: "--source",
                 value: source.display().to_string(),
                 fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
+            });
+        }
+        if config.source.is_none() && info.has_stage(SOURCE_STAGE) && !config.context.join("source").is_dir()
+        {
+            return Err(BuildError::BadInput {
+                flag: "--source",
+                value: "(not given)".into(),
+                fix: format!(
+                    "the Dockerfile's {SOURCE_STAGE} stage copies source/ from the context, and {} has none: \
+                     pass --source DIR (e.g. a Status-Page checkout)",
+                    config.context.join("source").display()
+                ),
             });
         }
         let packed = context::pack(
@@ -500,6 +515,23 @@ mod tests {
         let mut c = config(dir.path());
         c.export_cache = false;
         assert!(BuildPlan::new(&c).unwrap().cache_images.is_empty());
+    }
+
+    #[test]
+    fn a_source_stage_without_a_source_tree_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch AS statuspage-source\nCOPY source/ /\nFROM scratch AS web\n",
+        )
+        .unwrap();
+        let mut c = config(dir.path());
+        c.targets = vec!["web".parse().unwrap()];
+        c.build_args.clear();
+        let err = BuildPlan::new(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("--source") && err.contains("statuspage-source stage"), "{err}");
+        std::fs::create_dir(dir.path().join("source")).unwrap();
+        assert!(BuildPlan::new(&c).is_ok(), "a context with its own source/ needs no --source");
     }
 
     #[test]

@@ -139,6 +139,23 @@ pub struct FinishArgs {
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.
+/// `value` must be an absolute http(s) URL with a host (RFC 3986), as the runner sets `name`:
+/// refused as bad input, naming `name`, before any request (a relative one made octocrab panic).
+fn absolute_url(name: &str, value: &str, example: &str) -> Result<(), RecordError> {
+    let ok = value.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(RecordError::BadInput {
+        what: format!("{name} {value:?}"),
+        fix: format!(
+            "give an absolute http(s) URL, e.g. {example} (the runner sets it; unset it outside Actions)"
+        ),
+    })
+}
+
 fn parse_duration(text: &str) -> Result<Duration, RecordError> {
     let bad = || RecordError::BadInput {
         what: format!("--rate-limit-wait {text:?}"),
@@ -169,6 +186,8 @@ impl GitHubArgs {
                 fix: "give owner/name (the runner sets it; pass --repository outside Actions)".into(),
             });
         }
+        absolute_url("GITHUB_API_URL", &self.api_url, "https://api.github.com")?;
+        absolute_url("GITHUB_SERVER_URL", &self.server_url, "https://github.com")?;
         Ok(Endpoints {
             api_url: self.api_url.trim_end_matches('/').to_string(),
             server_url: self.server_url.trim_end_matches('/').to_string(),

@@ -62,21 +62,22 @@ pub enum Verdict {
     RolledBack,
     /// `failed`: not rolled back.
     Failed,
-    /// No result: the deploy stopped before the rollout reported.
+    /// `stopped` (a signal or a lost Lease stopped the rollout), or no result at all (the deploy
+    /// stopped before the rollout reported).
     Stopped,
 }
 
 impl Verdict {
-    /// From the rollout's `result` output (empty: stopped).
+    /// From the rollout's `result` output (see actions/rollout/action.yml); empty: stopped.
     pub fn parse(result: &str) -> Result<Self, RecordError> {
         match result {
             "deployed" => Ok(Verdict::Deployed),
             "rolled-back" => Ok(Verdict::RolledBack),
             "failed" | "rollback-failed" => Ok(Verdict::Failed),
-            "" => Ok(Verdict::Stopped),
+            "stopped" | "" => Ok(Verdict::Stopped),
             other => Err(RecordError::BadInput {
                 what: format!("--result {other:?}"),
-                fix: "give the rollout's result: deployed, rolled-back or failed (empty when it did not run)"
+                fix: "give the rollout's result: deployed, rolled-back, failed or stopped (empty when it did not run)"
                     .into(),
             }),
         }
@@ -279,6 +280,14 @@ mod tests {
         let status = final_status(&Release::new("c".repeat(40)), &config(Verdict::Stopped, None), None);
         assert_eq!(status.state, State::Error);
         assert!(Verdict::parse("exploded").is_err());
+    }
+
+    #[test]
+    fn a_stopped_rollout_is_recorded_as_stopped() {
+        // The rollout action writes `result=stopped` after SIGINT/SIGTERM or a lost Lease; the
+        // deploy action's finish step (if: always()) passes it on.
+        assert_eq!(Verdict::parse("stopped").unwrap_or(Verdict::Deployed), Verdict::Stopped);
+        assert_eq!(Verdict::parse("").unwrap_or(Verdict::Deployed), Verdict::Stopped);
     }
 
     #[test]

@@ -142,7 +142,21 @@ fn cases(overlay: &str, report: &str) -> Vec<Case> {
             &finish(&["--result", "exploded"]),
             &[],
             &good,
-            &["--result \"exploded\"", "deployed, rolled-back or failed"],
+            &["--result \"exploded\"", "deployed, rolled-back, failed or stopped"],
+        ),
+        case(
+            "API URL not a URL",
+            &start(&[]),
+            &[("GITHUB_API_URL", "not-a-url")],
+            &good,
+            &["GITHUB_API_URL \"not-a-url\"", "absolute http(s) URL"],
+        ),
+        case(
+            "server URL without a host",
+            &start(&[]),
+            &[("GITHUB_SERVER_URL", "https://")],
+            &good,
+            &["GITHUB_SERVER_URL \"https://\"", "absolute http(s) URL"],
         ),
         case(
             "deployment id",
