@@ -65,9 +65,34 @@ case "${RUNNER_ARCH:-X64}" in
   ARM64) target=aarch64-unknown-linux-musl ;;
   *) echo "::error::statuspage binaries are released for X64 and ARM64 Linux runners, not ${RUNNER_ARCH}"; exit 2 ;;
 esac
+# release_tag: set $tag, the release to download. ACTION_REF itself when it is a release tag
+# (vX.Y.Z); otherwise (the major tag v1 that release.yml moves, a branch, a commit SHA) the highest
+# vX.Y.Z tag on the commit it names, so the binaries are those released with the action code the
+# runner checked out (REST: GET /repos/{repo}/commits/{ref}, GET /repos/{repo}/tags).
+release_tag() {
+  local sha=''
+  if [[ $ACTION_REF =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+    tag=$ACTION_REF
+    return
+  fi
+  sha=$(gh api "repos/$ACTION_REPOSITORY/commits/$ACTION_REF" --jq .sha) || sha=''
+  if [[ ! $sha =~ ^[0-9a-f]{40}$ ]]; then
+    echo "::error::cannot resolve $ACTION_REPOSITORY@$ACTION_REF to a commit (gh api): check the ref in uses:, or set the action's version input to a release tag (vX.Y.Z)"
+    exit 3
+  fi
+  tag=$(gh api "repos/$ACTION_REPOSITORY/tags?per_page=100" --paginate --jq ".[] | select(.commit.sha == \"$sha\") | .name" |
+    { grep -E '^v[0-9]+\.[0-9]+\.[0-9]+$' || true; } | sort -V | tail -n 1) || tag=''
+  if [[ -z $tag ]]; then
+    echo "::error::no release (vX.Y.Z tag) is on the commit $ACTION_REPOSITORY@$ACTION_REF names ($sha): use a released version in uses: (e.g. @v1 or @v1.2.3), or set the action's version input"
+    exit 2
+  fi
+  echo "statuspage: $ACTION_REF is release $tag" >&2
+}
 dir=$RUNNER_TEMP/statuspage-bin
 mkdir -p "$dir"
 if [[ ! -x $dir/$binary ]]; then
+  release_tag
+  ACTION_REF=$tag
   archive=$binary-$target.tar.gz
   echo "statuspage: downloading $archive from the $ACTION_REPOSITORY release $ACTION_REF" >&2
   gh release download "$ACTION_REF" --repo "$ACTION_REPOSITORY" --dir "$dir" --clobber \

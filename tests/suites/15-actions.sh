@@ -22,8 +22,22 @@ cat >"$work/shim/gh" <<'SHIM'
 #!/usr/bin/env bash
 # gh release download TAG --repo R --dir D --clobber --pattern P...: copy from $GH_SHIM_RELEASES/TAG.
 # gh attestation verify FILE ...: fails when $GH_SHIM_RELEASES/ATTEST_FAIL exists. Calls are logged.
+# gh api repos/R/commits/REF --jq .sha: the SHA in $GH_SHIM_RELEASES/refs/REF (none: exit 1, as a 404).
+# gh api repos/R/tags... --jq '...select(.commit.sha == "SHA")...': names of $GH_SHIM_RELEASES/tags
+# lines "NAME SHA" with that SHA (the answer's shape: GitHub's REST "List repository tags").
 set -euo pipefail
 echo "$*" >>"$GH_SHIM_RELEASES/calls"
+if [[ $1 == api ]]; then
+  case $2 in
+    */commits/*) cat "$GH_SHIM_RELEASES/refs/${2##*/commits/}" 2>/dev/null || { echo "HTTP 404: No commit found" >&2; exit 1; } ;;
+    */tags*)
+      sha=$(grep -oE '[0-9a-f]{40}' <<<"$*" | head -n 1)
+      awk -v sha="$sha" '$2 == sha { print $1 }' "$GH_SHIM_RELEASES/tags"
+      ;;
+    *) exit 64 ;;
+  esac
+  exit 0
+fi
 if [[ $1 == attestation && $2 == verify ]]; then
   [[ ! -e $GH_SHIM_RELEASES/ATTEST_FAIL ]] || { echo "no attestation matched" >&2; exit 1; }
   exit 0
@@ -80,6 +94,31 @@ rm -f "$work/release/ATTEST_FAIL"
 grep -q '::error::no valid build provenance attestation' <<<"$out" || fail "no attestation annotation: $out"
 [[ ! -e $work/runner/statuspage-bin/statuspage-build ]] || fail "an unattested binary was extracted"
 echo "[actions] an archive without a valid attestation is refused" >&2
+
+# @v9 (the major tag release.yml moves) and @<sha> resolve to the release tagged on that commit;
+# a ref with no release on its commit is refused naming it (exit 2).
+released=1111111111111111111111111111111111111111
+mkdir -p "$work/release/refs"
+echo "$released" >"$work/release/refs/v9"
+echo "$released" >"$work/release/refs/$released"
+echo 2222222222222222222222222222222222222222 >"$work/release/refs/main"
+printf 'v9.9.8 0000000000000000000000000000000000000000\nv9 %s\nv9.9.9 %s\n' "$released" "$released" >"$work/release/tags"
+for ref in v9 "$released"; do
+  rm -rf "$work/runner" "$work/release/calls"
+  out=$(run_fetch actions/setup/fetch.sh statuspage-build ACTION_REF="$ref" 2>&1) || fail "fetch @$ref: $out"
+  grep -q "statuspage: $ref is release v9.9.9" <<<"$out" || fail "@$ref not resolved to v9.9.9: $out"
+  grep -q "release download v9.9.9 " "$work/release/calls" || fail "@$ref did not download v9.9.9"
+done
+rm -rf "$work/runner"
+set +e
+out=$(run_fetch actions/setup/fetch.sh statuspage-build ACTION_REF=main 2>&1)
+code=$?
+set -e
+[[ $code == 2 ]] || fail "a ref with no release on its commit must exit 2, got $code: $out"
+grep -q '::error::no release (vX.Y.Z tag) is on the commit org/statuspage@main names' <<<"$out" || fail "no annotation naming the ref: $out"
+echo "[actions] @v9 and @<sha> fetch the release on their commit (v9.9.9); @main, with none, is refused" >&2
+rm -f "$work/release/calls"
+rm -rf "$work/runner"
 
 # Self-test mode: this checkout is the workspace and the actions are its own -> binaries from it,
 # said in the log, gh never called.
@@ -138,4 +177,4 @@ for bin in "${bins[@]}"; do
   "$path" --version | grep -q "^$bin " || fail "release layout: $bin does not run"
 done
 echo "[actions] a locked release build of ${#bins[@]} binaries in the release layout: fetched, verified, run" >&2
-echo "[actions] 9 passed, 0 failed" >&2
+echo "[actions] 10 passed, 0 failed" >&2
