@@ -43,6 +43,35 @@ pub fn docker() -> bollard::Docker {
     bollard::Docker::connect_with_defaults().expect("DOCKER_HOST of the stack engine")
 }
 
+/// Image IDs and tags the stack's engine has (`id [tags]`, sorted): compared before and after a
+/// bad input to show it changed nothing.
+pub async fn engine_images() -> Vec<String> {
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::default().all(true).build();
+    let mut images: Vec<String> = docker()
+        .list_images(Some(options))
+        .await
+        .expect("list the engine's images")
+        .into_iter()
+        .map(|i| format!("{} {:?}", i.id, i.repo_tags))
+        .collect();
+    images.sort();
+    images
+}
+
+/// Copy the tree at `from` into `to` (created), files and folders.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's folder");
+    for entry in std::fs::read_dir(from).expect("read the tree to copy") {
+        let entry = entry.expect("read a folder entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("read a file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
 /// A fresh name no earlier run used: `prefix-<8 hex>`.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use statuspage_integration_tests::{run_binary, scratch_context, stack};
+use statuspage_integration_tests::{engine_images, run_binary, scratch_context, stack};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -17,21 +17,6 @@ CMD [\"/bin/busybox\", \"true\"]
 FROM base AS worker
 FROM base AS scheduler
 ";
-
-/// Image IDs and tags the engine has: compared before and after every case.
-async fn engine_images() -> Vec<String> {
-    let docker = statuspage_integration_tests::docker();
-    let options = bollard::query_parameters::ListImagesOptionsBuilder::default().all(true).build();
-    let mut images: Vec<String> = docker
-        .list_images(Some(options))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| format!("{} {:?}", i.id, i.repo_tags))
-        .collect();
-    images.sort();
-    images
-}
 
 /// (extra arguments, extra environment, texts the message must contain)
 type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);

@@ -11,7 +11,7 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_json::Value;
 use statuspage_common::release::{Release, ReleaseImage};
-use statuspage_integration_tests::run_binary;
+use statuspage_integration_tests::{copy_tree, run_binary};
 use statuspage_patch_overlay::{Mode, PatchConfig};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -42,19 +42,6 @@ fn release() -> Release {
         );
     }
     release
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A temporary copy of manifests/app (base, components, overlays).

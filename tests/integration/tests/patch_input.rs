@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use statuspage_integration_tests::{assert_one_error_line, bad_release_documents, run_binary};
+use statuspage_integration_tests::{assert_one_error_line, bad_release_documents, copy_tree, run_binary};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -24,19 +24,6 @@ fn release() -> Value {
     };
     json!({"version": 1, "commit": SHA,
            "images": {"web": image("web"), "worker": image("worker"), "scheduler": image("scheduler")}})
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// Every file under `dir` (relative path) with its bytes, and every folder (empty).

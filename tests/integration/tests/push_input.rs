@@ -8,7 +8,9 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use serde_json::{Value, json};
-use statuspage_integration_tests::{assert_one_error_line, bad_release_documents, run_binary, stack, unique};
+use statuspage_integration_tests::{
+    assert_one_error_line, bad_release_documents, engine_images, run_binary, stack, unique,
+};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -53,21 +55,6 @@ async fn ecr_repositories(prefix: &str) -> Vec<String> {
     }
     names.sort();
     names
-}
-
-/// Image IDs and tags the engine has.
-async fn engine_images() -> Vec<String> {
-    let docker = statuspage_integration_tests::docker();
-    let options = bollard::query_parameters::ListImagesOptionsBuilder::default().all(true).build();
-    let mut images: Vec<String> = docker
-        .list_images(Some(options))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|i| format!("{} {:?}", i.id, i.repo_tags))
-        .collect();
-    images.sort();
-    images
 }
 
 /// What the registry serves for each of `references` (a digest, or the error's status).
