@@ -43,6 +43,22 @@ pub fn docker() -> bollard::Docker {
     bollard::Docker::connect_with_defaults().expect("DOCKER_HOST of the stack engine")
 }
 
+impl Stack {
+    /// What the stack's registry serves for `reference` (`repository:tag`), asked through the
+    /// engine with the registry's credentials (Engine API `GET /distribution/{name}/json`).
+    pub async fn registry_image(
+        &self,
+        reference: &str,
+    ) -> Result<bollard::models::DistributionInspect, bollard::errors::Error> {
+        let creds = bollard::auth::DockerCredentials {
+            username: Some(self.user.clone()),
+            password: Some(self.password.clone()),
+            ..Default::default()
+        };
+        docker().inspect_registry_image(reference, Some(creds)).await
+    }
+}
+
 /// Image IDs and tags the stack's engine has (`id [tags]`, sorted): compared before and after a
 /// bad input to show it changed nothing.
 pub async fn engine_images() -> Vec<String> {

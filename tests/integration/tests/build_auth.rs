@@ -61,15 +61,10 @@ async fn a_registry_refusing_the_credentials_is_exit_3_naming_it_and_their_sourc
         assert!(!err.contains("failed at step"), "{extra:?}: not a failed step:\n{err}");
         statuspage_integration_tests::assert_one_error_line(&format!("{extra:?}"), &err);
     }
-    let creds = bollard::auth::DockerCredentials {
-        username: Some(s.user.clone()),
-        password: Some(s.password.clone()),
-        ..Default::default()
-    };
-    let docker = statuspage_integration_tests::docker();
-    let pushed =
-        docker.inspect_registry_image(&format!("{}/{repository}:{SHA}", s.registry), Some(creds)).await;
+    let pushed = s.registry_image(&format!("{}/{repository}:{SHA}", s.registry)).await;
     assert!(pushed.is_err(), "nothing was pushed: {pushed:?}");
     let remove = bollard::query_parameters::RemoveImageOptionsBuilder::default().force(true).build();
-    let _ = docker.remove_image(&format!("{}/{repository}:{SHA}", s.registry), Some(remove), None).await;
+    let _ = statuspage_integration_tests::docker()
+        .remove_image(&format!("{}/{repository}:{SHA}", s.registry), Some(remove), None)
+        .await;
 }

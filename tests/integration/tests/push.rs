@@ -38,21 +38,12 @@ async fn push_creates_immutable_repositories_pushes_every_tag_and_records_digest
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("AWS identity: ") && err.contains("statuspage-deploy"), "{err}");
     let pushed = Release::parse(&out, "stdout").unwrap();
-    let docker = statuspage_integration_tests::docker();
     for (component, image) in &pushed.images {
         let digest = image.digest.clone().unwrap_or_else(|| panic!("{component} has no digest: {out}"));
         assert!(digest.starts_with("sha256:"));
         // The registry serves exactly that digest, for the commit tag and the extra tag.
-        let creds = bollard::auth::DockerCredentials {
-            username: Some(s.user.clone()),
-            password: Some(s.password.clone()),
-            ..Default::default()
-        };
         for tag in [image.tag.as_str(), "candidate"] {
-            let inspect = docker
-                .inspect_registry_image(&format!("{}:{tag}", image.repository), Some(creds.clone()))
-                .await
-                .unwrap();
+            let inspect = s.registry_image(&format!("{}:{tag}", image.repository)).await.unwrap();
             assert_eq!(inspect.descriptor.digest.as_deref(), Some(digest.as_str()), "{component}:{tag}");
         }
     }
@@ -185,13 +176,6 @@ async fn a_tag_the_registry_holds_for_another_image_is_refused_before_anything_i
         "{err}"
     );
     assert!(!err.contains("pushed "), "nothing was pushed: {err}");
-    let creds = bollard::auth::DockerCredentials {
-        username: Some(s.user.clone()),
-        password: Some(s.password.clone()),
-        ..Default::default()
-    };
-    let docker = statuspage_integration_tests::docker();
-    let served =
-        docker.inspect_registry_image(&format!("{}:candidate", web.repository), Some(creds)).await.unwrap();
+    let served = s.registry_image(&format!("{}:candidate", web.repository)).await.unwrap();
     assert_eq!(served.descriptor.digest.as_deref(), Some(digest), "the extra tag did not move");
 }

@@ -60,15 +60,9 @@ async fn ecr_repositories(prefix: &str) -> Vec<String> {
 /// What the registry serves for each of `references` (a digest, or the error's status).
 async fn registry_tags(references: &[String]) -> Vec<String> {
     let s = stack();
-    let creds = bollard::auth::DockerCredentials {
-        username: Some(s.user.clone()),
-        password: Some(s.password.clone()),
-        ..Default::default()
-    };
-    let docker = statuspage_integration_tests::docker();
     let mut out = Vec::new();
     for reference in references {
-        let found = match docker.inspect_registry_image(reference, Some(creds.clone())).await {
+        let found = match s.registry_image(reference).await {
             Ok(inspect) => inspect.descriptor.digest.unwrap_or_default(),
             Err(bollard::errors::Error::DockerResponseServerError { status_code, .. }) => {
                 format!("absent ({status_code})")
