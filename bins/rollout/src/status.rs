@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -37,8 +37,9 @@ pub fn fatal_reason(pod: &Pod) -> Option<String> {
     None
 }
 
-/// Fail fast: a pod that stays in a fatal waiting state for `after` fails the wait, instead of
-/// the whole progress deadline. A pod that leaves the state starts over.
+/// Fail fast: a pod that stays in a fatal waiting state (or a controller that keeps reporting a
+/// failure, [`RolloutState::Stalled`]) for `after` fails the wait, instead of the whole progress
+/// deadline. One that leaves the state starts over.
 #[derive(Debug, Default)]
 pub struct FailFast {
     after: Option<Duration>,
@@ -51,15 +52,16 @@ impl FailFast {
         Self { after, since: HashMap::new() }
     }
 
-    /// Record the pods seen `now` in a fatal state (pod name, reason); return why the wait
-    /// fails when one has been fatal long enough.
+    /// Record what is seen `now` in a fatal state, as (subject, reason) pairs (`pod web-1`,
+    /// `container web: CrashLoopBackOff: ...`); return why the wait fails when one has been
+    /// fatal long enough.
     pub fn observe(&mut self, fatal: &[(String, String)], now: Instant) -> Option<String> {
         let after = self.after?;
-        self.since.retain(|pod, _| fatal.iter().any(|(p, _)| p == pod));
-        for (pod, reason) in fatal {
-            let since = *self.since.entry(pod.clone()).or_insert(now);
+        self.since.retain(|subject, _| fatal.iter().any(|(s, _)| s == subject));
+        for (subject, reason) in fatal {
+            let since = *self.since.entry(subject.clone()).or_insert(now);
             if now.duration_since(since) >= after {
-                return Some(format!("pod {pod} {reason} (for {}s; failing fast)", after.as_secs()));
+                return Some(format!("{subject} {reason} (for {}s; failing fast)", after.as_secs()));
             }
         }
         None
@@ -75,6 +77,11 @@ pub enum RolloutState {
     Complete,
     /// The controller gave up, the spec cannot be rolled out, or the Deployment is paused.
     Failed(String),
+    /// The controller reports a failure it keeps retrying (`ReplicaFailure`: pod creation
+    /// refused by admission, a quota, or an authorizer still syncing after an API server
+    /// restart). It may clear on its own: it fails the wait only once it has lasted the
+    /// fail-fast window, like a crash loop.
+    Stalled(String),
     /// Its update strategy (`OnDelete`) replaces pods only when someone deletes them.
     NotAwaitable(String),
 }
@@ -119,12 +126,6 @@ pub fn deployment_state(deployment: &Deployment, since: Option<&Time>) -> Rollou
                 condition.message.as_deref().unwrap_or("no progress within progressDeadlineSeconds")
             ));
         }
-        if condition.type_ == "ReplicaFailure" && condition.status == "True" {
-            return RolloutState::Failed(format!(
-                "ReplicaFailure {reason}: {}",
-                condition.message.as_deref().unwrap_or_default()
-            ));
-        }
     }
     let wanted = spec.replicas.unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
@@ -139,6 +140,20 @@ pub fn deployment_state(deployment: &Deployment, since: Option<&Time>) -> Rollou
     } else {
         RolloutState::Complete
     }
+}
+
+/// A ReplicaSet's `ReplicaFailure` condition (pod creation refused: admission, a quota, an
+/// authorizer not yet synced), as `ReplicaFailure <reason>: <message>`. Read on the ReplicaSet of
+/// the current revision rather than on the Deployment, whose copy of the condition is written once
+/// and may carry the very second of the change (so it cannot be told from an earlier one).
+pub fn replica_failure(set: &ReplicaSet) -> Option<String> {
+    let conditions = set.status.as_ref()?.conditions.as_ref()?;
+    let failure = conditions.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True")?;
+    Some(format!(
+        "ReplicaFailure {}: {}",
+        failure.reason.as_deref().unwrap_or_default(),
+        failure.message.as_deref().unwrap_or("no message")
+    ))
 }
 
 /// A StatefulSet's rollout the way `kubectl rollout status` reads it: generation, ready and
@@ -273,7 +288,7 @@ mod tests {
     fn fail_fast_needs_the_state_to_last() {
         let start = Instant::now();
         let mut ff = FailFast::new(Some(Duration::from_secs(60)));
-        let fatal = vec![("p1".to_string(), "container web: CrashLoopBackOff: x".to_string())];
+        let fatal = vec![("pod p1".to_string(), "container web: CrashLoopBackOff: x".to_string())];
         assert_eq!(ff.observe(&fatal, start), None);
         assert_eq!(ff.observe(&fatal, start + Duration::from_secs(30)), None);
         // The pod recovers, then falls back: the clock starts over.
@@ -327,6 +342,25 @@ mod tests {
                  "message": "ReplicaSet \"web-1\" has timed out progressing."}]}),
         );
         assert!(matches!(deployment_state(&d, None), RolloutState::Failed(m) if m.contains("timed out")));
+    }
+
+    #[test]
+    fn a_replica_failure_is_read_on_the_replicaset() {
+        let set: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web-1"},
+            "status": {"replicas": 0, "conditions": [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                 "message": "pods \"web-1-x\" is forbidden: exceeded quota: pods"}]},
+        }))
+        .unwrap();
+        assert_eq!(
+            replica_failure(&set).as_deref(),
+            Some("ReplicaFailure FailedCreate: pods \"web-1-x\" is forbidden: exceeded quota: pods")
+        );
+        let cleared: ReplicaSet =
+            serde_json::from_value(json!({"metadata": {"name": "web-1"}, "status": {"replicas": 1}}))
+                .unwrap();
+        assert_eq!(replica_failure(&cleared), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt as _;
@@ -146,13 +147,20 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
         RolloutState::Complete if ready_pods(cluster, target) < wanted_pods(cluster, target) => {
             RolloutState::Progressing("waiting for the ready pods to be observed".into())
         }
+        RolloutState::Progressing(what) => {
+            match current_replicasets(cluster, target).iter().find_map(|rs| status::replica_failure(rs)) {
+                Some(why) => RolloutState::Stalled(why),
+                None => RolloutState::Progressing(what),
+            }
+        }
         other => other,
     };
-    let fatal = match state {
+    let fatal = match &state {
         RolloutState::Progressing(_) => current_pods(cluster, target)
             .iter()
-            .filter_map(|p| Some((p.name_any(), status::fatal_reason(p)?)))
+            .filter_map(|p| Some((format!("pod {}", p.name_any()), status::fatal_reason(p)?)))
             .collect(),
+        RolloutState::Stalled(why) => vec![("the new ReplicaSet:".to_string(), why.clone())],
         _ => Vec::new(),
     };
     (state, fatal)
@@ -195,6 +203,24 @@ fn wanted_pods(cluster: &Cluster, target: &Target) -> usize {
     usize::try_from(count.unwrap_or(0)).unwrap_or(0)
 }
 
+/// A Deployment target's ReplicaSets of its current revision (the Deployment's
+/// `deployment.kubernetes.io/revision`); none for other kinds.
+fn current_replicasets(cluster: &Cluster, target: &Target) -> Vec<Arc<ReplicaSet>> {
+    if target.kind != Kind::Deployment {
+        return Vec::new();
+    }
+    let Some(d) = cluster.deployments.find(|d| d.name_any() == target.name) else { return Vec::new() };
+    let Some(revision) = d.annotations().get(crate::REVISION_ANNOTATION).cloned() else { return Vec::new() };
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    cluster
+        .replicasets
+        .state()
+        .into_iter()
+        .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid))
+        .filter(|rs| rs.annotations().get(crate::REVISION_ANNOTATION) == Some(&revision))
+        .collect()
+}
+
 /// The pods of the target's current revision (a Deployment: its newest ReplicaSet's; a
 /// StatefulSet: at `updateRevision`; a DaemonSet: of its template generation; a Job: its own),
 /// terminating ones included.
@@ -203,20 +229,8 @@ pub fn current_pods(cluster: &Cluster, target: &Target) -> Vec<Arc<Pod>> {
     let label = |pod: &Pod, key: &str| pod.labels().get(key).cloned();
     match target.kind {
         Kind::Deployment => {
-            let Some(d) = cluster.deployments.find(|d| d.name_any() == target.name) else {
-                return Vec::new();
-            };
-            let revision = d.annotations().get(crate::REVISION_ANNOTATION).cloned();
-            let uid = d.metadata.uid.clone().unwrap_or_default();
-            let sets: Vec<String> = cluster
-                .replicasets
-                .state()
+            let sets: Vec<String> = current_replicasets(cluster, target)
                 .iter()
-                .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid))
-                .filter(|rs| {
-                    revision.is_some()
-                        && rs.annotations().get(crate::REVISION_ANNOTATION) == revision.as_ref()
-                })
                 .filter_map(|rs| rs.metadata.uid.clone())
                 .collect();
             cluster.pods.state().into_iter().filter(|p| sets.iter().any(|s| owned_by(p, s))).collect()
@@ -281,7 +295,7 @@ pub async fn wait(
                 RolloutState::Complete => Some(Settled::Complete),
                 RolloutState::Failed(why) => Some(Settled::Failed(why)),
                 RolloutState::NotAwaitable(why) => Some(Settled::NotAwaitable(why)),
-                RolloutState::Progressing(what) => {
+                RolloutState::Progressing(what) | RolloutState::Stalled(what) => {
                     if last.get(&target.label()) != Some(&what) {
                         out.line(format!("  {}: {what}", target.label()));
                         last.insert(target.label(), what);

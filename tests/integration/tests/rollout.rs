@@ -1153,3 +1153,62 @@ async fn issue14_prune_follows_the_applyset_inventory_for_every_kind() {
         "a Secret of the render was pruned"
     );
 }
+
+#[tokio::test]
+async fn a_replica_failure_that_lasts_fails_fast_and_is_rolled_back() {
+    let (images, _cluster) = shared_cluster().await;
+    let ns = Namespace(unique("it-rollout-refused"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // The namespace's Pod Security level (restricted) refuses the new pods; the Deployment
+    // itself is admitted (Pod Security only warns on it), so only the ReplicaSet finds out.
+    let web = find(&mut docs, "Deployment", "statuspage-web");
+    web["spec"]["progressDeadlineSeconds"] = json!(600);
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] =
+        json!(true);
+    let (code, report, stderr) = rollout(&docs, &["--fail-fast-after", "5s"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("ReplicaFailure FailedCreate"), "{stderr}");
+    assert!(stderr.contains("violates PodSecurity") && stderr.contains("failing fast"), "{stderr}");
+    assert_eq!(report["result"], "rolled-back", "{report}");
+}
+
+#[tokio::test]
+async fn a_replica_failure_that_clears_within_the_fail_fast_window_is_waited_out() {
+    let (images, _cluster) = shared_cluster().await;
+    let ns = Namespace(unique("it-rollout-quota"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A pod quota at today's count: web's surge pod is refused (ReplicaFailure) until it is
+    // raised, as after an API server restart whose authorizer has not synced yet.
+    let quota = |pods: u32| {
+        json!({"apiVersion": "v1", "kind": "ResourceQuota",
+               "metadata": {"name": "pods", "namespace": ns.0}, "spec": {"hard": {"pods": pods.to_string()}}})
+    };
+    let running =
+        kubectl_json(&["-n", &ns.0, "get", "pods", "--field-selector=status.phase=Running"])["items"]
+            .as_array()
+            .map_or(0, Vec::len);
+    kubectl_apply(&quota(u32::try_from(running).unwrap()));
+    for _ in 0..100 {
+        let status = kubectl_json(&["-n", &ns.0, "get", "resourcequota", "pods"]);
+        if status["status"]["used"]["pods"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let web = find(&mut docs, "Deployment", "statuspage-web");
+    web["spec"]["progressDeadlineSeconds"] = json!(600);
+    web["spec"]["template"]["metadata"]["annotations"]["example.com/restarted"] = json!("1");
+    let (child, rx, _dir) = spawn_rollout(&docs, &["--fail-fast-after", "60s"]);
+    let seen = read_until(&rx, "ReplicaFailure");
+    kubectl_apply(&quota(20));
+    let (code, report, stderr) = finish_child(child, rx, seen);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("exceeded quota"), "{stderr}");
+    assert_eq!(workload_report(&report, "Deployment", "statuspage-web")["result"], "available", "{report}");
+}
