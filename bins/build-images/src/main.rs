@@ -1,9 +1,8 @@
 //! `statuspage-build`: see the library crate for everything it does.
 
-use clap::Parser;
 use statuspage_build_images::cli::{Args, main_with};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    main_with(Args::parse()).await.into()
+    main_with(statuspage_common::args::parse::<Args>("statuspage-build")).await.into()
 }

@@ -1,9 +1,8 @@
 //! `statuspage-push`: see the library crate for everything it does.
 
-use clap::Parser;
 use statuspage_push_images::cli::{Args, main_with};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    main_with(Args::parse()).await.into()
+    main_with(statuspage_common::args::parse::<Args>("statuspage-push")).await.into()
 }

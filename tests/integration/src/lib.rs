@@ -269,11 +269,16 @@ pub fn bad_release_documents(good: &serde_json::Value) -> Vec<BadDocument> {
     ]
 }
 
-/// Checks every binary's error output keeps: exactly one `error:` line, and no `caused by:` line
-/// that says again what the lines before it said.
+/// Checks every binary's error output keeps: exactly one `error:` line, starting
+/// `<binary>: error: `, and no `caused by:` line that says again what the lines before it said.
 pub fn assert_one_error_line(label: &str, stderr: &str) {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error:")).collect();
     assert_eq!(errors.len(), 1, "{label}: one error line:\n{stderr}");
+    let (binary, _) = errors[0].split_once(": error: ").unwrap_or_default();
+    assert!(
+        binary.starts_with("statuspage-") && !binary.contains(' '),
+        "{label}: the error line starts `<binary>: error: `:\n{stderr}"
+    );
     let mut said = String::new();
     for line in stderr.lines() {
         if let Some(cause) = line.trim_start().strip_prefix("caused by: ") {

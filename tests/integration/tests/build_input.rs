@@ -106,7 +106,18 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
         (vec!["--context", &ignore_dir, "--target", "web"], vec![], vec![".dockerignore", ":1: [unclosed"]),
         (vec![], vec![("STATUSPAGE_SHA", "abc123")], vec!["--sha value \"abc123\"", "40 hex"]),
         (vec![], vec![("DOCKER_HOST", "bogus://x")], vec!["DOCKER_HOST", "bogus://x", "unix://"]),
-        (vec!["--no-such-flag"], vec![], vec!["--no-such-flag"]),
+        (vec!["--no-such-flag"], vec![], vec!["--no-such-flag", "see `statuspage-build --help`"]),
+        // Values the composite action passes through the environment name the variable.
+        (
+            vec![],
+            vec![("STATUSPAGE_BUILDER", "fast")],
+            vec!["'fast'", "environment variable STATUSPAGE_BUILDER", "auto, buildkit, classic"],
+        ),
+        (
+            vec![],
+            vec![("STATUSPAGE_DRY_RUN", "yes")],
+            vec!["'yes'", "environment variable STATUSPAGE_DRY_RUN"],
+        ),
     ];
     assert!(cases.len() >= 30, "at least 30 bad inputs");
     let before = engine_images().await;
