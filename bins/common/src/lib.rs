@@ -12,5 +12,6 @@ pub mod docker_host;
 pub mod exit;
 pub mod image_ref;
 pub mod release;
+pub mod url;
 
 pub use exit::ExitCode;

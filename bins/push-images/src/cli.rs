@@ -94,7 +94,7 @@ async fn push(
     }
     Ecr::check_environment()?;
     let _group = style.group("statuspage-push");
-    let ecr = Ecr::from_env().await;
+    let ecr = Ecr::from_env().await?;
     let identity = ecr.identity().await?;
     eprintln!("AWS identity: {} (account {})", identity.arn, identity.account);
     let login = ecr.login().await?;

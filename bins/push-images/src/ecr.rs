@@ -51,16 +51,33 @@ pub struct Ecr {
 
 impl Ecr {
     /// Load the default credential chain and region, as every AWS tool does.
-    pub async fn from_env() -> Self {
+    ///
+    /// Errors: [`PushError::NoRegion`] when no source gives a region (exit 2, nothing called).
+    pub async fn from_env() -> Result<Self, PushError> {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self { ecr: aws_sdk_ecr::Client::new(&config), sts: aws_sdk_sts::Client::new(&config) }
+        if config.region().is_none() {
+            return Err(PushError::NoRegion);
+        }
+        Ok(Self { ecr: aws_sdk_ecr::Client::new(&config), sts: aws_sdk_sts::Client::new(&config) })
     }
 
     /// Check what the default chain will read before it is asked: a web-identity token file
     /// named by `AWS_WEB_IDENTITY_TOKEN_FILE` (with `AWS_ROLE_ARN`) must exist, or the SDK reports
     /// only "No such file or directory" without the path.
+    ///
+    /// The SDK's endpoint variables must be absolute http(s) URLs: the SDK would otherwise fail
+    /// every call after its retries with a dump that does not name the variable.
     pub fn check_environment() -> Result<(), PushError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        for name in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_STS"] {
+            if let Some(value) = var(name).filter(|v| !statuspage_common::url::is_absolute_http(v)) {
+                return Err(PushError::BadInput {
+                    flag: name,
+                    value,
+                    fix: "give an absolute http(s) URL (e.g. https://api.ecr.us-east-1.amazonaws.com), or unset it for the SDK's default endpoint. Nothing was pushed".into(),
+                });
+            }
+        }
         if let (Some(file), Some(_)) = (var("AWS_WEB_IDENTITY_TOKEN_FILE"), var("AWS_ROLE_ARN"))
             && !std::path::Path::new(&file).is_file()
         {

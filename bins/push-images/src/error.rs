@@ -41,6 +41,11 @@ pub enum PushError {
         /// What is wrong and what to do.
         fix: String,
     },
+    /// No AWS region from any source of the default chain.
+    #[error(
+        "no AWS region: set AWS_REGION (aws-actions/configure-aws-credentials sets it from its aws-region input) or a region in the AWS profile. Nothing was pushed"
+    )]
+    NoRegion,
     /// ECR answered with something unusable.
     #[error("ECR {operation} returned {what}: {fix}")]
     BadAnswer {
@@ -124,6 +129,7 @@ impl HasExitCode for PushError {
             PushError::Release(_)
             | PushError::BadImage { .. }
             | PushError::BadInput { .. }
+            | PushError::NoRegion
             | PushError::TagTaken { .. } => ExitCode::Usage,
             _ => ExitCode::External,
         }

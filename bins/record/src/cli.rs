@@ -142,10 +142,7 @@ pub struct FinishArgs {
 /// `value` must be an absolute http(s) URL with a host (RFC 3986), as the runner sets `name`:
 /// refused as bad input, naming `name`, before any request (a relative one made octocrab panic).
 fn absolute_url(name: &str, value: &str, example: &str) -> Result<(), RecordError> {
-    let ok = value.parse::<http::Uri>().is_ok_and(|uri| {
-        matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())
-    });
-    if ok {
+    if statuspage_common::url::is_absolute_http(value) {
         return Ok(());
     }
     Err(RecordError::BadInput {

@@ -130,7 +130,7 @@ async fn aws_sdk_reaches_moto_for_sts_and_ecr_and_the_token_opens_the_registry()
         std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").is_ok(),
         "the stack authenticates by web identity, as OIDC runners and IRSA pods do"
     );
-    let ecr = Ecr::from_env().await;
+    let ecr = Ecr::from_env().await.unwrap();
     let identity = ecr.identity().await.unwrap();
     assert_eq!(identity.account, "123456789012");
     assert!(identity.arn.contains("statuspage-deploy"), "assumed the stack's role: {}", identity.arn);
