@@ -7,7 +7,7 @@ use base64::Engine as _;
 use clap::Parser;
 use statuspage_common::ExitCode;
 use statuspage_common::actions::{self, LogStyle, OutputFile};
-use statuspage_common::commit;
+use statuspage_common::{args, commit};
 
 use crate::plan::{BuildConfig, BuildPlan, BuilderChoice, RegistryAuth, TargetSpec};
 use crate::{BuildError, report};
@@ -93,19 +93,14 @@ pub struct Args {
 }
 
 fn parse_build_args(values: &[String]) -> Result<BTreeMap<String, String>, BuildError> {
-    let mut out = BTreeMap::new();
-    for value in values.iter().filter(|v| !v.is_empty()) {
-        let bad =
-            |fix: &str| BuildError::BadInput { flag: "--build-arg", value: value.clone(), fix: fix.into() };
-        let Some((key, val)) = value.split_once('=') else { return Err(bad("write KEY=VALUE")) };
-        if key.trim().is_empty() {
-            return Err(bad(
-                "the name before '=' is empty: write KEY=VALUE, e.g. BASE_IMAGE=python:3.11-slim",
-            ));
-        }
-        out.insert(key.to_string(), val.to_string());
-    }
-    Ok(out)
+    statuspage_common::args::pairs(values, true).map_err(|value| {
+        let fix = if value.contains('=') {
+            "the name before '=' is empty: write KEY=VALUE, e.g. BASE_IMAGE=python:3.11-slim"
+        } else {
+            "write KEY=VALUE"
+        };
+        BuildError::BadInput { flag: "--build-arg", value, fix: fix.into() }
+    })
 }
 
 /// True for `host` or `host:port` (what `--registry` takes): no scheme, no path, DNS characters.
@@ -158,6 +153,13 @@ impl Args {
     /// Resolve the commit, credentials and labels into a [`BuildConfig`].
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
+        if !self.context.is_dir() {
+            return Err(BuildError::BadInput {
+                flag: "--context",
+                value: self.context.display().to_string(),
+                fix: "no such folder: pass the folder holding the Dockerfile (default: images, relative to the working directory)".into(),
+            });
+        }
         if let Some(source) = self.source.as_ref().filter(|s| !s.is_dir()) {
             return Err(BuildError::BadInput {
                 flag: "--source",
@@ -178,11 +180,11 @@ impl Args {
                 fix: "give the registry host only (host or host:port), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com, without https:// or a path".into(),
             });
         }
-        for reference in self.cache_from.iter().filter(|c| !c.is_empty()) {
+        for reference in args::items(&self.cache_from) {
             if let Err(e) = reference.parse::<statuspage_common::image_ref::ImageRef>() {
                 return Err(BuildError::BadInput {
                     flag: "--cache-from",
-                    value: reference.clone(),
+                    value: reference.to_string(),
                     fix: e.to_string(),
                 });
             }
@@ -224,12 +226,12 @@ impl Args {
             targets: self.targets,
             registry,
             commit,
-            extra_tags: self.extra_tags.into_iter().filter(|t| !t.is_empty()).collect(),
+            extra_tags: args::items(&self.extra_tags).map(String::from).collect(),
             build_args: parse_build_args(&self.build_args)?,
             platform: self.platform,
             source_url,
             version: self.image_version,
-            cache_from: self.cache_from.into_iter().filter(|c| !c.is_empty()).collect(),
+            cache_from: args::items(&self.cache_from).map(String::from).collect(),
             cache_from_commit,
             builder: self.builder,
             skip_existing: !self.no_skip_existing,
@@ -300,6 +302,9 @@ mod tests {
     #[test]
     fn build_args_need_an_equals_sign() {
         assert_eq!(parse_build_args(&["A=1".into(), "B=x=y".into()]).unwrap()["B"], "x=y");
+        // STATUSPAGE_BUILD_ARGS="A=1, B=2" as a workflow writes it: the space is not in the name.
+        let spaced = parse_build_args(&["A=1".into(), " B=2".into()]).unwrap();
+        assert_eq!(spaced.keys().collect::<Vec<_>>(), ["A", "B"]);
         assert!(parse_build_args(&["A".into()]).unwrap_err().to_string().contains("KEY=VALUE"));
     }
 

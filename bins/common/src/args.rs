@@ -6,6 +6,8 @@
 //! naming the environment variable when that is where the value was read, an `::error::`
 //! annotation in GitHub Actions, and exit code 2. `--help` and `--version` behave as clap's.
 
+use std::collections::BTreeMap;
+
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 
@@ -77,6 +79,27 @@ fn from_environment<T: CommandFactory>(
     (!given && is_set(&variable)).then_some(variable)
 }
 
+/// The items of a repeatable, comma-separated flag (`--extra-tag a,b`, or `STATUSPAGE_X="a, b"`
+/// as a workflow writes it): each trimmed, empty ones dropped.
+pub fn items(values: &[String]) -> impl Iterator<Item = &str> {
+    values.iter().map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// `KEY=VALUE` items (see [`items`]) as a map, the key trimmed. `Err` carries the first item
+/// that is not `KEY=VALUE` with a non-empty key (and, unless `empty_values`, a non-empty value).
+pub fn pairs(values: &[String], empty_values: bool) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in items(values) {
+        match item.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() && (empty_values || !value.is_empty()) => {
+                out.insert(key.trim().to_string(), value.to_string());
+            }
+            _ => return Err(item.to_string()),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +144,19 @@ mod tests {
         );
         let unset = usage_error::<Args>(&err, &["t".into()], |_| false);
         assert!(!unset.contains("environment"), "{unset}");
+    }
+
+    #[test]
+    fn list_items_are_trimmed_and_pairs_split_once() {
+        let given = ["web=statuspage-web, worker=w".to_string()];
+        let split: Vec<String> = given[0].split(',').map(String::from).collect();
+        assert_eq!(items(&split).collect::<Vec<_>>(), ["web=statuspage-web", "worker=w"]);
+        let map = pairs(&split, false).unwrap();
+        assert_eq!(map["worker"], "w");
+        assert_eq!(pairs(&["A=x=y".into()], false).unwrap()["A"], "x=y");
+        assert_eq!(pairs(&["A=".into()], true).unwrap()["A"], "");
+        assert_eq!(pairs(&["A=".into()], false).unwrap_err(), "A=");
+        assert_eq!(pairs(&[" =x".into()], true).unwrap_err(), "=x");
+        assert_eq!(pairs(&["web".into()], true).unwrap_err(), "web");
     }
 }

@@ -45,22 +45,11 @@ pub struct Args {
 }
 
 fn parse_image_names(values: &[String]) -> Result<BTreeMap<String, String>, PatchError> {
-    let mut out = BTreeMap::new();
-    for value in values.iter().filter(|v| !v.is_empty()) {
-        match value.split_once('=') {
-            Some((component, name)) if !component.is_empty() && !name.is_empty() => {
-                out.insert(component.to_string(), name.to_string());
-            }
-            _ => {
-                return Err(PatchError::BadInput {
-                    flag: "--image-name",
-                    value: value.clone(),
-                    fix: "write COMPONENT=NAME, e.g. web=statuspage-web".into(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    statuspage_common::args::pairs(values, false).map_err(|value| PatchError::BadInput {
+        flag: "--image-name",
+        value,
+        fix: "write COMPONENT=NAME, e.g. web=statuspage-web".into(),
+    })
 }
 
 impl Args {

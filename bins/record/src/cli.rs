@@ -242,21 +242,10 @@ fn repo_relative(file: &Path) -> String {
 }
 
 fn parse_image_names(values: &[String]) -> Result<std::collections::BTreeMap<String, String>, RecordError> {
-    let mut out = std::collections::BTreeMap::new();
-    for value in values.iter().filter(|v| !v.is_empty()) {
-        match value.split_once('=') {
-            Some((c, n)) if !c.is_empty() && !n.is_empty() => {
-                out.insert(c.to_string(), n.to_string());
-            }
-            _ => {
-                return Err(RecordError::BadInput {
-                    what: format!("--image-name {value:?}"),
-                    fix: "write COMPONENT=NAME, e.g. web=statuspage-web".into(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    statuspage_common::args::pairs(values, false).map_err(|value| RecordError::BadInput {
+        what: format!("--image-name {value:?}"),
+        fix: "write COMPONENT=NAME, e.g. web=statuspage-web".into(),
+    })
 }
 
 impl FinishArgs {
