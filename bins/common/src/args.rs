@@ -72,8 +72,7 @@ fn from_environment<T: CommandFactory>(
     let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else { return None };
     let long = shown.split([' ', '=']).next()?.strip_prefix("--")?;
     let command = T::command();
-    let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
-    let variable = arg.get_env()?.to_string_lossy().into_owned();
+    let variable = env_of(&command, long)?;
     let given =
         args.iter().skip(1).any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")));
     (!given && is_set(&variable)).then_some(variable)
@@ -98,6 +97,13 @@ pub fn pairs(values: &[String], empty_values: bool) -> Result<BTreeMap<String, S
         }
     }
     Ok(out)
+}
+
+/// The environment variable of the flag `--long` in `command` or any of its subcommands.
+fn env_of(command: &clap::Command, long: &str) -> Option<String> {
+    let own = command.get_arguments().find(|a| a.get_long() == Some(long)).and_then(|a| a.get_env());
+    own.map(|v| v.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| env_of(sub, long)))
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub struct StartArgs {
     #[arg(long, env = "STATUSPAGE_RELEASE", default_value = "-")]
     pub release: PathBuf,
     /// The environment's name, e.g. production.
-    #[arg(long, env = "STATUSPAGE_ENVIRONMENT")]
+    #[arg(long, env = "STATUSPAGE_ENVIRONMENT", value_parser = environment_name)]
     pub environment: String,
     /// production_environment: true or false (GitHub's default: true for "production").
     #[arg(long, env = "STATUSPAGE_PRODUCTION_ENVIRONMENT")]
@@ -91,7 +91,7 @@ pub struct FinishArgs {
     #[arg(long, env = "STATUSPAGE_RELEASE", default_value = "-")]
     pub release: PathBuf,
     /// The environment's name, e.g. production.
-    #[arg(long, env = "STATUSPAGE_ENVIRONMENT")]
+    #[arg(long, env = "STATUSPAGE_ENVIRONMENT", value_parser = environment_name)]
     pub environment: String,
     /// The id `start` printed; empty when it could not record one (then no status is set).
     #[arg(long, env = "STATUSPAGE_DEPLOYMENT_ID", default_value = "")]
@@ -136,6 +136,18 @@ pub struct FinishArgs {
     /// GitHub.
     #[command(flatten)]
     pub github: GitHubArgs,
+}
+
+/// A GitHub environment's name: not empty, at most 255 characters (GitHub's limit), trimmed.
+fn environment_name(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Err("the environment's name is empty: name the GitHub environment, e.g. production".into());
+    }
+    if name.chars().count() > 255 {
+        return Err("GitHub environment names are at most 255 characters".into());
+    }
+    Ok(name.to_string())
 }
 
 /// `90s`, `5m`, `1h`, or plain seconds.
@@ -340,7 +352,11 @@ fn print_transcript(api: &Api, dry_run: bool) {
         return;
     }
     for exchange in api.transcript() {
-        eprintln!("GitHub: {} {} -> {}", exchange.request.method, exchange.request.path, exchange.status);
+        let answer = match exchange.status {
+            0 => "no answer".to_string(),
+            status => status.to_string(),
+        };
+        eprintln!("GitHub: {} {} -> {answer}", exchange.request.method, exchange.request.path);
     }
 }
 

@@ -89,6 +89,20 @@ fn cases(overlay: &str, report: &str) -> Vec<Case> {
         case("no subcommand", &own(&[]), &[], &good, &["Usage", "start", "finish"]),
         case("start without --environment", &own(&["start"]), &[], &good, &["--environment <ENVIRONMENT>"]),
         case(
+            "start with a blank --environment",
+            &own(&["start", "--environment", " "]),
+            &[],
+            &good,
+            &["--environment", "name is empty", "e.g. production"],
+        ),
+        case(
+            "finish with an empty STATUSPAGE_ENVIRONMENT",
+            &own(&["finish", "--result", "deployed"]),
+            &[("STATUSPAGE_ENVIRONMENT", "")],
+            &good,
+            &["name is empty", "environment variable STATUSPAGE_ENVIRONMENT"],
+        ),
+        case(
             "repository empty",
             &start(&[]),
             &[("GITHUB_REPOSITORY", "")],
