@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bin/bootstrap held to what manifests/README.md says it does (run by tests/suites/40-manifests.sh,
 # after the CRD fixtures are installed):
-#   1. bad arguments and a bad environment file: exit 2 and one line naming what is wrong;
+#   1. bad arguments, a bad environment file (each value's shape: zone IDs of the region, CIDRs,
+#      names, versions; the committed example values outside a dry run) and a missing command:
+#      exit 2 and one line naming what is wrong; a CRLF environment file reads the same;
 #   2. --dry-run for staging and production: every stack deployed with that environment's own
 #      settings (staging's VPC prefix is staging's), the load balancer controller installed first
 #      with vpcId and region from the network stack, the statuspage namespace applied before the
@@ -9,7 +11,8 @@
 #   3. the cluster and app phases for real against the stack's cluster, on a copy of the repository
 #      whose staging overlay has released images, in namespaces of their own (--namespace-prefix)
 #      and without Helm (--skip-helm): the platform's Role and RoleBinding land in the statuspage
-#      namespace the script created first, then the app.
+#      namespace the script created first; the app goes through statuspage-rollout, whose
+#      migration gate holds every Deployment back while the migration cannot finish.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 JUDGES_PY=${STATUSPAGE_CACHE:-/var/cache/statuspage}/venv-judges/bin/python
@@ -50,7 +53,34 @@ sed -i 's/^CIDR_PREFIX=.*/CIDR_PREFIX=10.30/; s/^DOMAIN=.*/DOMAIN=/' "$work/bad/
 expect_usage_error 'staging.env: DOMAIN is missing or empty' "$work/bad/bin/bootstrap" --environment staging --dry-run
 echo 'REGION="us-east-1"' >>"$work/bad/manifests/infra/environments/staging.env"
 expect_usage_error 'staging.env:[0-9]+: .* is not KEY=value' "$work/bad/bin/bootstrap" --environment staging --dry-run
-step "bad input: 9 cases, each exit 2 with one line"
+# bad_value KEY VALUE PATTERN: the committed staging.env with one value replaced is refused.
+bad_value() {
+  copy "$work/bad"
+  sed -i "s|^$1=.*|$1=$2|" "$work/bad/manifests/infra/environments/staging.env"
+  expect_usage_error "staging.env:[0-9]+: $1 '$2' $3" "$work/bad/bin/bootstrap" --environment staging --dry-run
+}
+bad_value AVAILABILITY_ZONE_IDS us-east-1a,us-east-1b,us-east-1c "holds 'us-east-1a', not a zone ID"
+bad_value AVAILABILITY_ZONE_IDS euw1-az1,euw1-az2,euw1-az3 "holds 'euw1-az1', which is not in REGION us-east-1 .*use1-"
+bad_value AVAILABILITY_ZONE_IDS use1-az1,use1-az1,use1-az2 "names 'use1-az1' twice"
+bad_value REGION us-east "is not an AWS region code"
+bad_value PUBLIC_ACCESS_CIDRS 10.0.0.0/8,300.1.2.3/32 "holds '300.1.2.3/32', not an IPv4 CIDR"
+bad_value CIDR_PREFIX 10.256 "is not 10.N"
+bad_value DOMAIN Status.Example.com "is not a lowercase DNS name"
+bad_value VPC_CNI_VERSION 1.20.4 "is not an EKS add-on version"
+# The committed example values never reach AWS: refused by the infra phase unless it is a dry run.
+copy "$work/bad"
+expect_usage_error "HOSTED_ZONE_ID 'Z0000000000EXAMPLE' is the example value" \
+  "$work/bad/bin/bootstrap" --environment staging --phase infra
+# A missing command is named before anything runs.
+expect_usage_error "'/nonexistent/statuspage-rollout' is not installed or not on PATH, and --phase app needs it" \
+  "$work/bad/bin/bootstrap" --environment staging --phase app --rollout /nonexistent/statuspage-rollout
+# An environment file saved with Windows line endings reads the same.
+sed -i 's/$/\r/' "$work/bad/manifests/infra/environments/staging.env"
+"$work/bad/bin/bootstrap" --environment staging --dry-run >"$work/crlf.txt" 2>"$work/err" ||
+  fail "a CRLF staging.env was refused: $(cat "$work/err")"
+bin/bootstrap --environment staging --dry-run | cmp -s - "$work/crlf.txt" ||
+  fail "a CRLF staging.env planned other commands than the committed one"
+step "bad input: 20 cases, each exit 2 with one line; a CRLF environment file reads the same"
 
 # --- 2. dry run ----------------------------------------------------------------------------------
 line_of() { grep -nE -- "$2" "$1" | head -1 | cut -d: -f1; }
@@ -106,10 +136,15 @@ grep -q 'bootstrap-test: "no-node"' "$work/repo/manifests/platform/base/logging/
   fail "could not keep Fluent Bit off the test machine (daemonset.yaml changed?)"
 # The staging overlay as the pipeline's patch step leaves it: released images (never pulled here).
 sed -i 's/^    newTag: unreleased$/    newTag: bootstrap-test/' "$work/repo/manifests/app/overlays/staging/kustomization.yaml"
-run_phase() {
+# The app phase runs statuspage-rollout, as the deploy workflow does.
+cargo build --quiet -p statuspage-rollout
+rollout_bin=$PWD/target/debug/statuspage-rollout
+bootstrap_phase() {
   "$work/repo/bin/bootstrap" --environment staging --phase "$1" --skip-helm --namespace-prefix "$prefix" \
-    --python "$JUDGES_PY" --rds-ca-bundle "${STACK_CA_CERT:?}" >"$work/phase-$1.txt" 2>&1 ||
-    { cat "$work/phase-$1.txt" >&2; fail "bin/bootstrap --phase $1 against the stack's cluster"; }
+    --python "$JUDGES_PY" --rds-ca-bundle "${STACK_CA_CERT:?}" --rollout "$rollout_bin" >"$work/phase-$1.txt" 2>&1
+}
+run_phase() {
+  bootstrap_phase "$1" || { cat "$work/phase-$1.txt" >&2; fail "bin/bootstrap --phase $1 against the stack's cluster"; }
 }
 run_phase cluster
 s=${prefix}statuspage
@@ -133,11 +168,19 @@ run_phase cluster
 [[ $(kubectl get -n "${prefix}monitoring" secret/grafana-admin -o jsonpath='{.metadata.uid}') == "$before" ]] ||
   fail "a second run replaced the Grafana admin secret"
 step "cluster phase: namespace $s (restricted), platform RBAC in it, RDS CA bundle, Grafana secret; re-run idempotent"
-run_phase app
-image=$(kubectl get -n "$s" deployment/statuspage-web -o jsonpath='{.spec.template.spec.containers[0].image}')
-[[ $image == *:bootstrap-test ]] || fail "the app's web Deployment has image $image, not the released tag"
+# The released images are never pulled here and the Secrets Store CSI driver is not installed: the
+# migration Job cannot finish, so the rollout stops at its gate and no Deployment is created.
+rc=0
+STATUSPAGE_TIMEOUT=20s bootstrap_phase app || rc=$?
+((rc == 1)) || { cat "$work/phase-app.txt" >&2; fail "the app phase exited $rc, not 1 (its migration cannot finish here)"; }
+grep -q "^+ $rollout_bin --manifests " "$work/phase-app.txt" || fail "the app phase did not run statuspage-rollout"
+grep -q "==> migration statuspage-migrate-" "$work/phase-app.txt" || fail "the app phase ran no migration gate"
+[[ -z $(kubectl get -n "$s" deployments -o name) ]] ||
+  fail "the app phase created Deployments although the migration did not finish"
+[[ $(kubectl get -n "$s" jobs -o jsonpath='{.items[*].spec.template.spec.containers[0].image}') == *:bootstrap-test ]] ||
+  fail "the migration Job does not run the released tag"
 [[ $(kubectl get -n "$s" serviceaccount/statuspage-web -o jsonpath='{.metadata.annotations.eks\.amazonaws\.com/role-arn}') == \
   "$(sed -n 's/^WEB_ROLE_ARN=//p' manifests/app/overlays/staging/aws-outputs.env)" ]] || fail "the web ServiceAccount's role is not aws-outputs.env's"
 kubectl get -n "$s" ingress/statuspage-web secretproviderclass/statuspage-migrate networkpolicy/default-deny >/dev/null ||
   fail "the app's Ingress, migrate SecretProviderClass or NetworkPolicies are missing"
-step "app phase: staging overlay applied in $s (web image $image)"
+step "app phase: statuspage-rollout applied the staging overlay's configuration in $s and stopped at the migration gate"
