@@ -102,6 +102,12 @@ for s in statements(lbc):
 # --- 3. certificate and DNS, and the overlays reading them -------------------------------------
 dns = templates.get("dns.yaml", {"Resources": {}, "Outputs": {}})
 certs = resources(dns, "AWS::CertificateManager::Certificate")
+ci = template("ci.yaml")
+provider = ci["Resources"]["GitHubOidcProvider"]
+check(provider.get("Condition") == "CreateGitHubOidcProvider" and "ExistingGitHubOidcProviderArn" in ci["Parameters"],
+      "5: ci.yaml must reuse an account's existing GitHub OIDC provider (one per URL per account) instead of always creating one")
+check("ExistingGitHubOidcProviderArn" in str(ci["Resources"]["DeployRole"]["Properties"]["AssumeRolePolicyDocument"]),
+      "5: ci.yaml's DeployRole must trust the existing provider when one is given")
 check(len(certs) == 1, "3: manifests/infra/dns.yaml must create the ACM certificate")
 for cert in certs.values():
     props = cert["Properties"]
