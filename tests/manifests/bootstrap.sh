@@ -177,10 +177,27 @@ grep -q "^+ $rollout_bin --manifests " "$work/phase-app.txt" || fail "the app ph
 grep -q "==> migration statuspage-migrate-" "$work/phase-app.txt" || fail "the app phase ran no migration gate"
 [[ -z $(kubectl get -n "$s" deployments -o name) ]] ||
   fail "the app phase created Deployments although the migration did not finish"
+# The deploy workflow runs the same rollout as the GitHub deploy role, which is only the group
+# statuspage-deployers in the cluster: the platform's Role must let it do every step (validate,
+# Lease, ApplySet parent, migration Job, apply, watch, diagnose), so the run ends the same way
+# and nothing is forbidden.
+deployer_kubeconfig=$work/deployer.kubeconfig
+kubectl config view --raw --flatten --minify |
+  "$JUDGES_PY" -c 'import sys, yaml
+config = yaml.safe_load(sys.stdin)
+config["users"][0]["user"].update({"as": "github-deploy", "as-groups": ["statuspage-deployers"]})
+yaml.safe_dump(config, sys.stdout)' >"$deployer_kubeconfig"
+[[ $(KUBECONFIG=$deployer_kubeconfig kubectl auth whoami -o jsonpath='{.status.userInfo.groups}') == *statuspage-deployers* ]] ||
+  fail "the deployer kubeconfig does not act as group statuspage-deployers"
+kubectl kustomize "$work/repo/manifests/app/overlays/staging" | "$JUDGES_PY" bin/lib/rename-namespaces.py "$prefix" >"$work/app.yaml"
+rc=0
+KUBECONFIG=$deployer_kubeconfig STATUSPAGE_TIMEOUT=20s "$rollout_bin" --manifests "$work/app.yaml" >"$work/deployer.json" 2>"$work/deployer.txt" || rc=$?
+((rc == 1)) && grep -q "==> migration statuspage-migrate-" "$work/deployer.txt" && ! grep -qi forbidden "$work/deployer.txt" ||
+  { cat "$work/deployer.txt" >&2; fail "statuspage-rollout as group statuspage-deployers exited $rc or was refused something"; }
 [[ $(kubectl get -n "$s" jobs -o jsonpath='{.items[*].spec.template.spec.containers[0].image}') == *:bootstrap-test ]] ||
   fail "the migration Job does not run the released tag"
 [[ $(kubectl get -n "$s" serviceaccount/statuspage-web -o jsonpath='{.metadata.annotations.eks\.amazonaws\.com/role-arn}') == \
   "$(sed -n 's/^WEB_ROLE_ARN=//p' manifests/app/overlays/staging/aws-outputs.env)" ]] || fail "the web ServiceAccount's role is not aws-outputs.env's"
 kubectl get -n "$s" ingress/statuspage-web secretproviderclass/statuspage-migrate networkpolicy/default-deny >/dev/null ||
   fail "the app's Ingress, migrate SecretProviderClass or NetworkPolicies are missing"
-step "app phase: statuspage-rollout applied the staging overlay's configuration in $s and stopped at the migration gate"
+step "app phase: statuspage-rollout applied the staging overlay's configuration in $s and stopped at the migration gate; the same run as group statuspage-deployers is refused nothing"
