@@ -3,15 +3,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::BuildInfoAux;
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
-};
+use bollard::query_parameters::{BuildImageOptionsBuilder, BuilderVersion, TagImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use crate::error::{BuildError, format_tail};
@@ -165,16 +163,15 @@ pub fn registry_host(name: &str) -> Option<&str> {
 impl Engine {
     /// Connect through `DOCKER_HOST` (or the default socket) and check the engine answers.
     pub async fn connect() -> Result<Self, BuildError> {
-        let host = statuspage_common::docker_host::docker_host();
-        if let Some(problem) = statuspage_common::docker_host::problem(&host) {
-            return Err(BuildError::BadInput { flag: "DOCKER_HOST", value: host, fix: problem });
-        }
-        let unreachable = |reason: String| BuildError::EngineUnreachable { host: host.clone(), reason };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-        match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
-            Ok(Ok(_)) => Ok(Self { docker, host }),
-            Ok(Err(e)) => Err(unreachable(e.to_string())),
-            Err(_) => Err(unreachable("no answer within 10 s".into())),
+        use statuspage_common::engine::ConnectError;
+        match statuspage_common::engine::connect().await {
+            Ok((docker, host)) => Ok(Self { docker, host }),
+            Err(ConnectError::BadHost { host, fix }) => {
+                Err(BuildError::BadInput { flag: "DOCKER_HOST", value: host, fix })
+            }
+            Err(ConnectError::Unreachable { host, reason }) => {
+                Err(BuildError::EngineUnreachable { host, reason })
+            }
         }
     }
 
@@ -205,19 +202,9 @@ impl Engine {
         auth: Option<&RegistryAuth>,
     ) -> Result<Option<String>, String> {
         let creds = credentials(auth, registry_host(&reference));
-        let call = self.docker.inspect_registry_image(&reference, creds);
-        match tokio::time::timeout(Duration::from_secs(20), call).await {
-            Err(_) => Err(format!("the registry did not answer about {reference} within 20 s")),
-            Ok(Ok(inspect)) => Ok(inspect.descriptor.digest),
-            Ok(Err(DockerError::DockerResponseServerError { status_code, message }))
-                if status_code == 404
-                    || message.contains("manifest unknown")
-                    || message.contains("not found") =>
-            {
-                Ok(None)
-            }
-            Ok(Err(e)) => Err(e.to_string()),
-        }
+        statuspage_common::engine::registry_digest(&self.docker, &reference, creds)
+            .await
+            .map_err(|e| format!("the registry did not answer about {reference}: {e}"))
     }
 
     /// Build one target from the plan's packed context, tag it with every planned tag, and
@@ -341,21 +328,8 @@ impl Engine {
 
     /// Push `image`'s commit tag with `auth`; the registry's digest, or why not.
     pub async fn push(&self, image: &PlannedImage, auth: Option<&RegistryAuth>) -> Result<String, String> {
-        let options = PushImageOptionsBuilder::default().tag(&image.tags[0]).build();
         let creds = credentials(auth, registry_host(&image.name));
-        let mut stream = self.docker.push_image(&image.name, Some(options), creds);
-        let mut digest = None;
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| e.to_string())?;
-            if let Some(message) = info.error_detail.and_then(|e| e.message) {
-                return Err(message);
-            }
-            if let Some(found) = info.status.as_deref().and_then(statuspage_common::image_ref::pushed_digest)
-            {
-                digest = Some(found);
-            }
-        }
-        digest.ok_or_else(|| "the engine reported no digest".into())
+        statuspage_common::engine::push(&self.docker, &image.name, &image.tags[0], creds).await
     }
 
     async fn tag_extra(&self, image: &PlannedImage) -> Result<(), BuildError> {

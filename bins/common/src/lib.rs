@@ -9,6 +9,8 @@ pub mod actions;
 pub mod args;
 pub mod commit;
 pub mod docker_host;
+#[cfg(feature = "engine")]
+pub mod engine;
 pub mod exit;
 pub mod image_ref;
 pub mod release;

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::query_parameters::PushImageOptionsBuilder;
-use futures_util::StreamExt;
 use statuspage_common::image_ref::ImageRef;
 use statuspage_common::release::Release;
 
@@ -65,16 +63,13 @@ pub fn plan(release: &Release, registry: &str) -> Result<Vec<PlannedPush>, PushE
 
 /// Connect to the engine through `DOCKER_HOST` (or the default socket).
 pub async fn connect_engine() -> Result<Docker, PushError> {
-    let host = statuspage_common::docker_host::docker_host();
-    if let Some(problem) = statuspage_common::docker_host::problem(&host) {
-        return Err(PushError::BadInput { flag: "DOCKER_HOST", value: host, fix: problem });
-    }
-    let unreachable = |reason: String| PushError::EngineUnreachable { host: host.clone(), reason };
-    let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
-    match tokio::time::timeout(Duration::from_secs(10), docker.ping()).await {
-        Ok(Ok(_)) => Ok(docker),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
-        Err(_) => Err(unreachable("no answer within 10 s".into())),
+    use statuspage_common::engine::ConnectError;
+    match statuspage_common::engine::connect().await {
+        Ok((docker, _)) => Ok(docker),
+        Err(ConnectError::BadHost { host, fix }) => {
+            Err(PushError::BadInput { flag: "DOCKER_HOST", value: host, fix })
+        }
+        Err(ConnectError::Unreachable { host, reason }) => Err(PushError::EngineUnreachable { host, reason }),
     }
 }
 
@@ -89,19 +84,7 @@ fn credentials(login: &EcrLogin) -> DockerCredentials {
 
 /// One push attempt; the registry's digest on success.
 async fn push_once(docker: &Docker, name: &str, tag: &str, login: &EcrLogin) -> Result<String, String> {
-    let options = PushImageOptionsBuilder::default().tag(tag).build();
-    let mut stream = docker.push_image(name, Some(options), Some(credentials(login)));
-    let mut digest = None;
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| e.to_string())?;
-        if let Some(message) = info.error_detail.and_then(|e| e.message) {
-            return Err(message);
-        }
-        if let Some(found) = info.status.as_deref().and_then(statuspage_common::image_ref::pushed_digest) {
-            digest = Some(found);
-        }
-    }
-    digest.ok_or_else(|| "the engine reported no digest".into())
+    statuspage_common::engine::push(docker, name, tag, Some(credentials(login))).await
 }
 
 /// Check everything a push needs before anything is created or pushed: every planned tag is in
@@ -157,23 +140,9 @@ async fn registry_digest(
     reference: &str,
     login: &EcrLogin,
 ) -> Result<Option<String>, PushError> {
-    let call = docker.inspect_registry_image(reference, Some(credentials(login)));
-    match tokio::time::timeout(Duration::from_secs(20), call).await {
-        Err(_) => Err(PushError::RegistryCheck {
-            reference: reference.into(),
-            message: "no answer within 20 s".into(),
-        }),
-        Ok(Ok(inspect)) => Ok(inspect.descriptor.digest),
-        Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code, message }))
-            if status_code == 404
-                || ["manifest unknown", "not found", "name unknown", "does not exist"]
-                    .iter()
-                    .any(|m| message.contains(m)) =>
-        {
-            Ok(None)
-        }
-        Ok(Err(e)) => Err(PushError::RegistryCheck { reference: reference.into(), message: e.to_string() }),
-    }
+    statuspage_common::engine::registry_digest(docker, reference, Some(credentials(login)))
+        .await
+        .map_err(|message| PushError::RegistryCheck { reference: reference.into(), message })
 }
 
 /// The registry digests the engine knows for the image `reference` names (from earlier pushes).
