@@ -16,11 +16,43 @@ pub async fn apply(
     item: &Resolved,
     object: &DynamicObject,
 ) -> Result<(Action, DynamicObject), RolloutError> {
+    let (action, applied) = apply_silently(ctx, item, object).await?;
+    ctx.out.line(format!("  {} {}", item.object.label(), action.as_str()));
+    Ok((action, applied))
+}
+
+/// Apply each of `items` (the render's own objects), up to 8 at once, and print the line of each
+/// one applied in the items' order once all are done. Returns each one's action or error, in order.
+pub async fn apply_all(ctx: &Ctx<'_>, items: &[&Resolved]) -> Vec<Result<Action, RolloutError>> {
+    use futures_util::StreamExt as _;
+    let results: Vec<_> = futures_util::stream::iter(items)
+        .map(|item| apply_silently(ctx, item, &item.object.object))
+        .buffered(8)
+        .collect()
+        .await;
+    items
+        .iter()
+        .zip(results)
+        .map(|(item, result)| {
+            let (action, _) = result?;
+            ctx.out.line(format!("  {} {}", item.object.label(), action.as_str()));
+            Ok(action)
+        })
+        .collect()
+}
+
+/// [`apply`] without the line.
+async fn apply_silently(
+    ctx: &Ctx<'_>,
+    item: &Resolved,
+    object: &DynamicObject,
+) -> Result<(Action, DynamicObject), RolloutError> {
     crate::adopt::adopt(ctx, item).await?;
     apply_only(ctx, item, object).await
 }
 
-/// [`apply`] without adopting a client-side apply manager's fields (done once, before the first).
+/// [`apply_silently`] without adopting a client-side apply manager's fields (done once, before
+/// the first).
 pub async fn apply_only(
     ctx: &Ctx<'_>,
     item: &Resolved,
@@ -36,7 +68,6 @@ pub async fn apply_only(
         Some(before) if applied.metadata.resource_version.as_deref() == Some(before) => Action::Unchanged,
         Some(_) => Action::Configured,
     };
-    ctx.out.line(format!("  {} {}", item.object.label(), action.as_str()));
     Ok((action, applied))
 }
 

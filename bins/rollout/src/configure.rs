@@ -19,11 +19,29 @@ pub async fn configure(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Resul
     crate::applyset::record(&ctx.client, &ctx.namespace, &ctx.config.field_manager, &kinds).await.map_err(
         RolloutError::kube(format!("writing the inventory ConfigMap/{}", crate::applyset::PARENT)),
     )?;
-    for (index, item) in plan.objects.iter().enumerate().filter(|(_, i)| !i.object.is_workload()) {
+    // Namespaces and CRDs one by one, first: the other objects may live in them or be of their
+    // kind. The rest depend on nothing the server checks at apply time: up to 8 at once.
+    let configuration: Vec<(usize, &crate::validate::Resolved)> =
+        plan.objects.iter().enumerate().filter(|(_, i)| !i.object.is_workload()).collect();
+    let first = |i: &crate::validate::Resolved| {
+        i.object.is("", "Namespace") || i.object.is("apiextensions.k8s.io", "CustomResourceDefinition")
+    };
+    for (index, item) in configuration.iter().filter(|(_, i)| first(i)) {
         let (action, _) = apply::apply(ctx, item, &item.object.object).await?;
-        report.objects[index].action = action;
+        report.objects[*index].action = action;
     }
-    Ok(())
+    let (indexes, rest): (Vec<usize>, Vec<&crate::validate::Resolved>) =
+        configuration.into_iter().filter(|(_, i)| !first(i)).unzip();
+    let mut first_error = None;
+    for (index, result) in indexes.into_iter().zip(apply::apply_all(ctx, &rest).await) {
+        match result {
+            Ok(action) => report.objects[index].action = action,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Put the data of every ConfigMap and Secret this run changed back as it was. Returns what
@@ -47,7 +65,8 @@ pub async fn restore(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Vec<Str
             map.entry("data").or_insert(Value::Object(Default::default()));
         }
         match apply::apply_only(ctx, item, &object).await {
-            Ok(_) => {
+            Ok((action, _)) => {
+                ctx.out.line(format!("  {} {}", item.object.label(), action.as_str()));
                 ctx.out.line(format!("  {} restored to its data before this rollout", item.object.label()));
                 report.objects[index].action = Action::Restored;
             }
