@@ -156,23 +156,39 @@ pub fn replica_failure(set: &ReplicaSet) -> Option<String> {
     ))
 }
 
+/// What StatefulSets and DaemonSets settle before their counts are read: an update strategy
+/// other than `RollingUpdate` (`OnDelete`) is not awaitable, and a status not yet written for
+/// this generation (`observed`: `None` without a status) is awaited.
+fn before_counts(
+    strategy: Option<&str>,
+    observed: Option<Option<i64>>,
+    generation: Option<i64>,
+) -> Option<RolloutState> {
+    if strategy.unwrap_or("RollingUpdate") != "RollingUpdate" {
+        return Some(RolloutState::NotAwaitable(format!(
+            "updateStrategy {}: pods are replaced only when deleted",
+            strategy.unwrap_or_default()
+        )));
+    }
+    match observed {
+        None => Some(RolloutState::Progressing("waiting for the controller to observe it".into())),
+        Some(seen) if seen.unwrap_or(0) < generation.unwrap_or(0) => {
+            Some(RolloutState::Progressing("waiting for the controller to observe the new spec".into()))
+        }
+        Some(_) => None,
+    }
+}
+
 /// A StatefulSet's rollout the way `kubectl rollout status` reads it: generation, ready and
 /// updated replicas, `partition`, `updateRevision` against `currentRevision`.
 pub fn statefulset_state(set: &StatefulSet) -> RolloutState {
     let spec = set.spec.clone().unwrap_or_default();
     let strategy = spec.update_strategy.clone().unwrap_or_default();
-    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
-        return RolloutState::NotAwaitable(format!(
-            "updateStrategy {}: pods are replaced only when deleted",
-            strategy.type_.unwrap_or_default()
-        ));
+    let observed = set.status.as_ref().map(|s| s.observed_generation);
+    if let Some(state) = before_counts(strategy.type_.as_deref(), observed, set.metadata.generation) {
+        return state;
     }
-    let Some(status) = set.status.as_ref() else {
-        return RolloutState::Progressing("waiting for the controller to observe it".into());
-    };
-    if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
-        return RolloutState::Progressing("waiting for the controller to observe the new spec".into());
-    }
+    let Some(status) = set.status.as_ref() else { return RolloutState::Complete };
     let wanted = spec.replicas.unwrap_or(1);
     let ready = status.ready_replicas.unwrap_or(0);
     if ready < wanted {
@@ -202,18 +218,11 @@ pub fn statefulset_state(set: &StatefulSet) -> RolloutState {
 /// A DaemonSet's rollout the way `kubectl rollout status` reads it.
 pub fn daemonset_state(set: &DaemonSet) -> RolloutState {
     let strategy = set.spec.as_ref().and_then(|s| s.update_strategy.clone()).unwrap_or_default();
-    if strategy.type_.as_deref().unwrap_or("RollingUpdate") != "RollingUpdate" {
-        return RolloutState::NotAwaitable(format!(
-            "updateStrategy {}: pods are replaced only when deleted",
-            strategy.type_.unwrap_or_default()
-        ));
+    let observed = set.status.as_ref().map(|s| s.observed_generation);
+    if let Some(state) = before_counts(strategy.type_.as_deref(), observed, set.metadata.generation) {
+        return state;
     }
-    let Some(status) = set.status.as_ref() else {
-        return RolloutState::Progressing("waiting for the controller to observe it".into());
-    };
-    if status.observed_generation.unwrap_or(0) < set.metadata.generation.unwrap_or(0) {
-        return RolloutState::Progressing("waiting for the controller to observe the new spec".into());
-    }
+    let Some(status) = set.status.as_ref() else { return RolloutState::Complete };
     let desired = status.desired_number_scheduled;
     let updated = status.updated_number_scheduled.unwrap_or(0);
     let available = status.number_available.unwrap_or(0);

@@ -203,6 +203,19 @@ fn wanted_pods(cluster: &Cluster, target: &Target) -> usize {
     usize::try_from(count.unwrap_or(0)).unwrap_or(0)
 }
 
+/// The pods owned by `owner` (a uid) whose label `key` is `value`; none without a value.
+fn labelled_pods(cluster: &Cluster, owner: Option<&str>, key: &str, value: Option<String>) -> Vec<Arc<Pod>> {
+    let (Some(owner), Some(value)) = (owner, value) else { return Vec::new() };
+    cluster
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.owner_references().iter().any(|o| o.uid == owner) && p.labels().get(key) == Some(&value)
+        })
+        .collect()
+}
+
 /// A Deployment target's ReplicaSets of its current revision (the Deployment's
 /// `deployment.kubernetes.io/revision`); none for other kinds.
 fn current_replicasets(cluster: &Cluster, target: &Target) -> Vec<Arc<ReplicaSet>> {
@@ -226,7 +239,6 @@ fn current_replicasets(cluster: &Cluster, target: &Target) -> Vec<Arc<ReplicaSet
 /// terminating ones included.
 pub fn current_pods(cluster: &Cluster, target: &Target) -> Vec<Arc<Pod>> {
     let owned_by = |pod: &Pod, uid: &str| pod.owner_references().iter().any(|o| o.uid == uid);
-    let label = |pod: &Pod, key: &str| pod.labels().get(key).cloned();
     match target.kind {
         Kind::Deployment => {
             let sets: Vec<String> = current_replicasets(cluster, target)
@@ -239,33 +251,13 @@ pub fn current_pods(cluster: &Cluster, target: &Target) -> Vec<Arc<Pod>> {
             let Some(s) = cluster.statefulsets.find(|d| d.name_any() == target.name) else {
                 return Vec::new();
             };
-            let uid = s.metadata.uid.clone().unwrap_or_default();
             let revision = s.status.as_ref().and_then(|st| st.update_revision.clone());
-            cluster
-                .pods
-                .state()
-                .into_iter()
-                .filter(|p| {
-                    owned_by(p, &uid)
-                        && revision.is_some()
-                        && label(p, "controller-revision-hash") == revision
-                })
-                .collect()
+            labelled_pods(cluster, s.metadata.uid.as_deref(), "controller-revision-hash", revision)
         }
         Kind::DaemonSet => {
             let Some(s) = cluster.daemonsets.find(|d| d.name_any() == target.name) else { return Vec::new() };
-            let uid = s.metadata.uid.clone().unwrap_or_default();
             let generation = s.annotations().get("deprecated.daemonset.template.generation").cloned();
-            cluster
-                .pods
-                .state()
-                .into_iter()
-                .filter(|p| {
-                    owned_by(p, &uid)
-                        && generation.is_some()
-                        && label(p, "pod-template-generation") == generation
-                })
-                .collect()
+            labelled_pods(cluster, s.metadata.uid.as_deref(), "pod-template-generation", generation)
         }
         Kind::Job => cluster.pods.state().into_iter().filter(|p| owned_by(p, &target.uid)).collect(),
     }
