@@ -166,91 +166,23 @@ impl Update {
 /// the release has none; missing entries are appended to the `images:` block, which is itself
 /// appended at the end of the file when absent.
 pub fn update(text: &str, path: &Path, images: &[DesiredImage]) -> Result<Update, PatchError> {
-    let layout = |line: Option<usize>, what: String, fix: &str| PatchError::Layout {
-        path: path.to_path_buf(),
-        line: line.map(line_number),
-        what,
-        fix: fix.to_string(),
-    };
-    let doc: Value = yaml_serde::from_str(text).map_err(|e| PatchError::Yaml {
-        path: path.to_path_buf(),
-        line: e.location().and_then(|l| u32::try_from(l.line()).ok()),
-        message: e.to_string(),
-    })?;
-    let Value::Mapping(map) = &doc else {
-        return Err(layout(
-            None,
-            "the document is not a mapping".into(),
-            "it must be a Kustomization (apiVersion, kind, resources, images, ...)",
-        ));
-    };
+    let layout = Layout { path };
     let lines = split_lines(text);
-    let images_line = lines.iter().position(|l| images_key(l.text).is_some());
-    let entries: &[Value] = match (map.get("images"), images_line) {
-        (None, _) => &[],
-        (Some(_), None) => {
-            return Err(layout(
-                None,
-                "the images: key is not a plain top-level key".into(),
-                "write it as `images:` at the start of a line, followed by a block list",
-            ));
-        }
-        (Some(Value::Null), Some(_)) => &[],
-        (Some(Value::Sequence(seq)), Some(_)) => seq,
-        (Some(_), Some(i)) => {
-            return Err(layout(
-                Some(i),
-                "images: is not a list".into(),
-                "make it a list of `- name: …` entries, as kustomize requires",
-            ));
-        }
-    };
-    let block = images_line.map(|i| Block::parse(&lines, i));
-    let items: &[Item] = block.as_ref().map_or(&[], |b| &b.items);
-    if images_line.is_some_and(|i| images_key(lines[i].text) == Some(ImagesValue::Flow)) {
-        if !entries.is_empty() {
-            return Err(layout(
-                images_line,
-                "images: is a flow list ([...])".into(),
-                "write it as a block list, one `- name: …` item per entry",
-            ));
-        }
-    } else if items.len() != entries.len() {
-        return Err(layout(
-            images_line,
-            format!(
-                "images: has {} entries but {} `- ` items could be read line by line",
-                entries.len(),
-                items.len()
-            ),
-            "write it as a block list, one `- name: …` item per entry",
-        ));
-    }
-
-    let mut edits: Vec<Edit> = Vec::new();
-    let mut appended: Vec<String> = Vec::new();
-    let mut changes = Vec::new();
+    let list = ImagesList::read(text, &lines, &layout)?;
+    let items: &[Item] = list.block.as_ref().map_or(&[], |b| &b.items);
     let (dash_indent, key_offset) = items.first().map_or((2, 2), |item| {
         (item.dash_indent, item.key_indent.unwrap_or(item.dash_indent + 2) - item.dash_indent)
     });
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut appended: Vec<String> = Vec::new();
+    let mut changes = Vec::new();
     for want in images {
         let after = want.values();
-        let matching: Vec<usize> = (0..entries.len())
-            .filter(|&j| entries[j].get("name").and_then(Value::as_str) == Some(want.name.as_str()))
+        let matching: Vec<usize> = (0..list.entries.len())
+            .filter(|&j| list.entries[j].get("name").and_then(Value::as_str) == Some(want.name.as_str()))
             .collect();
         if matching.is_empty() {
-            let pad = " ".repeat(dash_indent);
-            let key_pad = " ".repeat(dash_indent + key_offset);
-            appended.push(format!(
-                "{pad}-{}name: {}",
-                " ".repeat(key_offset - 1),
-                plain_or_quoted(&want.name)
-            ));
-            for (key, value) in managed(&after) {
-                if let Some(value) = value {
-                    appended.push(format!("{key_pad}{key}: {}", plain_or_quoted(value)));
-                }
-            }
+            appended.extend(new_entry(&want.name, &after, dash_indent, key_offset));
             changes.push(ImageChange {
                 component: want.component.clone(),
                 name: want.name.clone(),
@@ -260,56 +192,8 @@ pub fn update(text: &str, path: &Path, images: &[DesiredImage]) -> Result<Update
             continue;
         }
         for j in matching {
-            let item = &items[j];
-            let entry = &entries[j];
-            if item.flow {
-                return Err(layout(
-                    Some(item.dash_line),
-                    format!("the entry for {} is written in flow style", want.name),
-                    "write it as a block mapping: `- name: …` with one key per line",
-                ));
-            }
-            let Some(name_key) = item.keys.iter().find(|k| k.key == "name") else {
-                return Err(layout(
-                    Some(item.dash_line),
-                    format!("the name: of the entry for {} could not be read line by line", want.name),
-                    "write `name:` as a plain key of the entry, one key per line",
-                ));
-            };
-            let key_indent = item.key_indent.unwrap_or(item.dash_indent + 2);
-            let mut inserts = Vec::new();
-            for (key, value) in managed(&after) {
-                let line = item.keys.iter().find(|k| k.key == key);
-                let old = entry.get(key);
-                match (line, value) {
-                    (None, _) if old.is_some() => {
-                        return Err(layout(
-                            Some(item.dash_line),
-                            format!(
-                                "the {key}: of the entry for {} could not be read line by line",
-                                want.name
-                            ),
-                            "write it as a plain key of the entry, one key per line",
-                        ));
-                    }
-                    (None, None) => {}
-                    (None, Some(value)) => {
-                        inserts.push(format!("{}{key}: {}", " ".repeat(key_indent), plain_or_quoted(value)));
-                    }
-                    (Some(k), None) => {
-                        edits.push(Edit { at: k.line, remove: k.span_end - k.line, insert: vec![] })
-                    }
-                    (Some(k), Some(value)) => {
-                        if old.and_then(Value::as_str) != Some(value) {
-                            let new = rewrite_value(lines[k.line].text, k.after_colon, value);
-                            edits.push(Edit { at: k.line, remove: k.span_end - k.line, insert: vec![new] });
-                        }
-                    }
-                }
-            }
-            if !inserts.is_empty() {
-                edits.push(Edit { at: name_key.span_end, remove: 0, insert: inserts });
-            }
+            let entry = &list.entries[j];
+            edits.extend(entry_edits(&lines, &items[j], entry, &want.name, &after, &layout)?);
             changes.push(ImageChange {
                 component: want.component.clone(),
                 name: want.name.clone(),
@@ -323,24 +207,177 @@ pub fn update(text: &str, path: &Path, images: &[DesiredImage]) -> Result<Update
         }
     }
     if !appended.is_empty() {
-        match (&block, images_line) {
-            (Some(block), Some(i)) => {
-                if images_key(lines[i].text) == Some(ImagesValue::Flow) {
-                    let comment = lines[i].text.find(" #").map_or("", |c| &lines[i].text[c..]);
-                    edits.push(Edit { at: i, remove: 1, insert: vec![format!("images:{comment}")] });
-                }
-                edits.push(Edit { at: block.end, remove: 0, insert: appended });
-            }
-            _ => {
-                let mut insert = vec!["images:".to_string()];
-                insert.extend(appended);
-                edits.push(Edit { at: lines.len(), remove: 0, insert });
-            }
-        }
+        edits.extend(append_edits(&lines, &list, appended));
     }
     edits.sort_by_key(|e| (e.at, e.remove));
     let (text, hunks) = apply(&lines, &edits);
     Ok(Update { text, changes, hunks })
+}
+
+/// Builds the [`PatchError::Layout`] errors of one file.
+struct Layout<'a> {
+    path: &'a Path,
+}
+
+impl Layout<'_> {
+    fn error(&self, line: Option<usize>, what: String, fix: &str) -> PatchError {
+        PatchError::Layout {
+            path: self.path.to_path_buf(),
+            line: line.map(line_number),
+            what,
+            fix: fix.to_string(),
+        }
+    }
+}
+
+/// The `images:` list of a kustomization, read both as YAML (`entries`) and line by line
+/// (`block`), checked to agree item for item.
+struct ImagesList {
+    /// The line of the `images:` key, if the file has one.
+    line: Option<usize>,
+    entries: Vec<Value>,
+    block: Option<Block>,
+}
+
+impl ImagesList {
+    fn read(text: &str, lines: &[Line<'_>], layout: &Layout<'_>) -> Result<Self, PatchError> {
+        let doc: Value = yaml_serde::from_str(text).map_err(|e| PatchError::Yaml {
+            path: layout.path.to_path_buf(),
+            line: e.location().and_then(|l| u32::try_from(l.line()).ok()),
+            message: e.to_string(),
+        })?;
+        let Value::Mapping(map) = &doc else {
+            return Err(layout.error(
+                None,
+                "the document is not a mapping".into(),
+                "it must be a Kustomization (apiVersion, kind, resources, images, ...)",
+            ));
+        };
+        let line = lines.iter().position(|l| images_key(l.text).is_some());
+        let entries: Vec<Value> = match (map.get("images"), line) {
+            (None, _) | (Some(Value::Null), Some(_)) => Vec::new(),
+            (Some(_), None) => {
+                return Err(layout.error(
+                    None,
+                    "the images: key is not a plain top-level key".into(),
+                    "write it as `images:` at the start of a line, followed by a block list",
+                ));
+            }
+            (Some(Value::Sequence(seq)), Some(_)) => seq.clone(),
+            (Some(_), Some(i)) => {
+                return Err(layout.error(
+                    Some(i),
+                    "images: is not a list".into(),
+                    "make it a list of `- name: …` entries, as kustomize requires",
+                ));
+            }
+        };
+        let block = line.map(|i| Block::parse(lines, i));
+        let items = block.as_ref().map_or(0, |b| b.items.len());
+        let block_list = "write it as a block list, one `- name: …` item per entry";
+        if line.is_some_and(|i| images_key(lines[i].text) == Some(ImagesValue::Flow)) {
+            if !entries.is_empty() {
+                return Err(layout.error(line, "images: is a flow list ([...])".into(), block_list));
+            }
+        } else if items != entries.len() {
+            let what = format!(
+                "images: has {} entries but {items} `- ` items could be read line by line",
+                entries.len()
+            );
+            return Err(layout.error(line, what, block_list));
+        }
+        Ok(Self { line, entries, block })
+    }
+}
+
+/// The lines of a new `images:` entry for `name` with the values `after`.
+fn new_entry(name: &str, after: &EntryValues, dash_indent: usize, key_offset: usize) -> Vec<String> {
+    let pad = " ".repeat(dash_indent);
+    let key_pad = " ".repeat(dash_indent + key_offset);
+    let mut lines = vec![format!("{pad}-{}name: {}", " ".repeat(key_offset - 1), plain_or_quoted(name))];
+    for (key, value) in managed(after) {
+        if let Some(value) = value {
+            lines.push(format!("{key_pad}{key}: {}", plain_or_quoted(value)));
+        }
+    }
+    lines
+}
+
+/// The edits that give the existing entry `item` (`entry` as YAML) for `name` the values
+/// `after`: each managed key replaced in place, removed, or inserted after `name:`.
+fn entry_edits(
+    lines: &[Line<'_>],
+    item: &Item,
+    entry: &Value,
+    name: &str,
+    after: &EntryValues,
+    layout: &Layout<'_>,
+) -> Result<Vec<Edit>, PatchError> {
+    if item.flow {
+        return Err(layout.error(
+            Some(item.dash_line),
+            format!("the entry for {name} is written in flow style"),
+            "write it as a block mapping: `- name: …` with one key per line",
+        ));
+    }
+    let Some(name_key) = item.keys.iter().find(|k| k.key == "name") else {
+        return Err(layout.error(
+            Some(item.dash_line),
+            format!("the name: of the entry for {name} could not be read line by line"),
+            "write `name:` as a plain key of the entry, one key per line",
+        ));
+    };
+    let key_indent = item.key_indent.unwrap_or(item.dash_indent + 2);
+    let mut edits = Vec::new();
+    let mut inserts = Vec::new();
+    for (key, value) in managed(after) {
+        let line = item.keys.iter().find(|k| k.key == key);
+        let old = entry.get(key);
+        match (line, value) {
+            (None, _) if old.is_some() => {
+                return Err(layout.error(
+                    Some(item.dash_line),
+                    format!("the {key}: of the entry for {name} could not be read line by line"),
+                    "write it as a plain key of the entry, one key per line",
+                ));
+            }
+            (None, None) => {}
+            (None, Some(value)) => {
+                inserts.push(format!("{}{key}: {}", " ".repeat(key_indent), plain_or_quoted(value)));
+            }
+            (Some(k), None) => edits.push(Edit { at: k.line, remove: k.span_end - k.line, insert: vec![] }),
+            (Some(k), Some(value)) if old.and_then(Value::as_str) != Some(value) => {
+                let new = rewrite_value(lines[k.line].text, k.after_colon, value);
+                edits.push(Edit { at: k.line, remove: k.span_end - k.line, insert: vec![new] });
+            }
+            (Some(_), Some(_)) => {}
+        }
+    }
+    if !inserts.is_empty() {
+        edits.push(Edit { at: name_key.span_end, remove: 0, insert: inserts });
+    }
+    Ok(edits)
+}
+
+/// The edits that append the `appended` entry lines: at the end of the `images:` block (a flow
+/// `images: []` becomes a block), or as a new `images:` block at the end of the file.
+fn append_edits(lines: &[Line<'_>], list: &ImagesList, appended: Vec<String>) -> Vec<Edit> {
+    match (&list.block, list.line) {
+        (Some(block), Some(i)) => {
+            let mut edits = Vec::new();
+            if images_key(lines[i].text) == Some(ImagesValue::Flow) {
+                let comment = lines[i].text.find(" #").map_or("", |c| &lines[i].text[c..]);
+                edits.push(Edit { at: i, remove: 1, insert: vec![format!("images:{comment}")] });
+            }
+            edits.push(Edit { at: block.end, remove: 0, insert: appended });
+            edits
+        }
+        _ => {
+            let mut insert = vec!["images:".to_string()];
+            insert.extend(appended);
+            vec![Edit { at: lines.len(), remove: 0, insert }]
+        }
+    }
 }
 
 /// The managed keys of an entry, in the order they are inserted.
