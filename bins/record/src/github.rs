@@ -205,6 +205,16 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// What [`Api::judge`] makes of one answer.
+enum Judged {
+    /// The request's result.
+    Answer(Result<Result<Value, Refusal>, RecordError>),
+    /// A rate limit: wait this long, then try again.
+    RateLimited(Duration),
+    /// A 5xx (`status message`): retried with backoff.
+    ServerError(String),
+}
+
 /// The API client: requests with retries, rate-limit waits and error mapping; a transcript.
 pub struct Api {
     transport: Box<dyn Transport>,
@@ -318,100 +328,88 @@ impl Api {
         let mut rate_limited = Duration::ZERO;
         let mut backoff = self.policy.backoff;
         loop {
-            let answer = self.transport.send(&request).await;
-            let response = match answer {
-                Ok(response) => response,
+            // (what failed, as the retry line and the final error say it)
+            let (retry, last) = match self.transport.send(&request).await {
                 Err(message) => {
                     self.note(&request, 0, Some(message.clone()));
-                    failures += 1;
-                    if failures >= self.policy.attempts {
-                        return Err(RecordError::Unavailable {
-                            operation: op.what.to_string(),
-                            attempts: failures,
-                            last: message,
-                        });
-                    }
-                    eprintln!(
-                        "GitHub: {} {} failed ({message}); retrying in {}s",
-                        method,
-                        request.path,
-                        backoff.as_secs()
+                    (format!("{method} {} failed ({message})", request.path), message)
+                }
+                Ok(response) => {
+                    let failed = !(200..300).contains(&response.status);
+                    self.note(
+                        &request,
+                        response.status,
+                        failed.then(|| response.body.chars().take(2000).collect()),
                     );
-                    self.wait(backoff).await;
-                    backoff *= 2;
-                    continue;
+                    match self.judge(&op, &response) {
+                        Judged::Answer(answer) => return answer,
+                        Judged::RateLimited(wait) => {
+                            if rate_limited + wait > self.policy.rate_limit_bound {
+                                return Err(RecordError::RateLimited {
+                                    operation: op.what.to_string(),
+                                    wait_seconds: wait.as_secs(),
+                                    bound_seconds: self.policy.rate_limit_bound.as_secs(),
+                                });
+                            }
+                            eprintln!(
+                                "GitHub: rate limited ({}); waiting {}s before trying to {} again",
+                                response.status,
+                                wait.as_secs(),
+                                op.what
+                            );
+                            rate_limited += wait;
+                            self.wait(wait).await;
+                            continue;
+                        }
+                        Judged::ServerError(last) => {
+                            (format!("{} when trying to {}", response.status, op.what), last)
+                        }
+                    }
                 }
             };
-            let failed = !(200..300).contains(&response.status);
-            self.note(&request, response.status, failed.then(|| response.body.chars().take(2000).collect()));
-            let status = response.status;
-            if (200..300).contains(&status) {
-                if response.body.trim().is_empty() {
-                    return Ok(Ok(Value::Null));
-                }
-                return serde_json::from_str(&response.body).map(Ok).map_err(|e| RecordError::Unexpected {
+            failures += 1;
+            if failures >= self.policy.attempts {
+                return Err(RecordError::Unavailable {
                     operation: op.what.to_string(),
-                    what: format!("the answer is not JSON: {e}"),
+                    attempts: failures,
+                    last,
                 });
             }
-            let now = chrono::Utc::now().timestamp();
-            if let Some(wait) = rate_limit_wait(&response, now) {
-                if rate_limited + wait > self.policy.rate_limit_bound {
-                    return Err(RecordError::RateLimited {
-                        operation: op.what.to_string(),
-                        wait_seconds: wait.as_secs(),
-                        bound_seconds: self.policy.rate_limit_bound.as_secs(),
-                    });
-                }
-                eprintln!(
-                    "GitHub: rate limited ({status}); waiting {}s before trying to {} again",
-                    wait.as_secs(),
-                    op.what
-                );
-                rate_limited += wait;
-                self.wait(wait).await;
-                continue;
-            }
-            let message = github_message(&response.body);
-            let repository = self.endpoints.repository.clone();
-            match status {
-                401 => return Err(RecordError::Unauthorized { operation: op.what.to_string() }),
-                403 => {
-                    return Err(RecordError::Forbidden {
-                        operation: op.what.to_string(),
-                        repository,
-                        permission: op.permission,
-                        message,
-                    });
-                }
-                404 => {
-                    return Err(RecordError::NotFound {
-                        operation: op.what.to_string(),
-                        repository,
-                        permission: op.permission,
-                    });
-                }
-                409 | 422 => return Ok(Err(Refusal { status, message })),
-                500..=599 => {
-                    failures += 1;
-                    if failures >= self.policy.attempts {
-                        return Err(RecordError::Unavailable {
-                            operation: op.what.to_string(),
-                            attempts: failures,
-                            last: format!("{status} {message}"),
-                        });
-                    }
-                    eprintln!(
-                        "GitHub: {status} when trying to {}; retrying in {}s",
-                        op.what,
-                        backoff.as_secs()
-                    );
-                    self.wait(backoff).await;
-                    backoff *= 2;
-                }
-                _ => return Err(RecordError::Rejected { operation: op.what.to_string(), status, message }),
-            }
+            eprintln!("GitHub: {retry}; retrying in {}s", backoff.as_secs());
+            self.wait(backoff).await;
+            backoff *= 2;
         }
+    }
+
+    /// What one answer means for `op`: a result, a rate limit to wait out, or a server error to
+    /// retry (`status message`).
+    fn judge(&self, op: &Operation, response: &ApiResponse) -> Judged {
+        let status = response.status;
+        if (200..300).contains(&status) {
+            if response.body.trim().is_empty() {
+                return Judged::Answer(Ok(Ok(Value::Null)));
+            }
+            return Judged::Answer(serde_json::from_str(&response.body).map(Ok).map_err(|e| {
+                RecordError::Unexpected {
+                    operation: op.what.to_string(),
+                    what: format!("the answer is not JSON: {e}"),
+                }
+            }));
+        }
+        if let Some(wait) = rate_limit_wait(response, chrono::Utc::now().timestamp()) {
+            return Judged::RateLimited(wait);
+        }
+        let message = github_message(&response.body);
+        let operation = op.what.to_string();
+        let repository = self.endpoints.repository.clone();
+        Judged::Answer(match status {
+            401 => Err(RecordError::Unauthorized { operation }),
+            403 => Err(RecordError::Forbidden { operation, repository, permission: op.permission, message }),
+            404 => Err(RecordError::NotFound { operation, repository, permission: op.permission }),
+            409 | 422 => Ok(Err(Refusal { status, message })),
+            500..=599 => return Judged::ServerError(format!("{status} {message}")),
+            _ => Err(RecordError::Rejected { operation, status, message }),
+        })
     }
 
     /// [`Api::request`] where a 409 or 422 is an error too.
