@@ -84,7 +84,8 @@ check_no_examples() {
   $dry_run && return 0
   [[ $phase == all || $phase == infra ]] || return 0
   [[ ${conf[HOSTED_ZONE_ID]} != *EXAMPLE* ]] || bad HOSTED_ZONE_ID "is the example value: give your hosted zone's ID"
-  [[ ${conf[DOMAIN]} != *example.com ]] || bad DOMAIN "is the example value: give your domain"
+  [[ ${conf[DOMAIN]} != example.com && ${conf[DOMAIN]} != *.example.com ]] ||
+    bad DOMAIN "is the example value: give your domain"
   [[ ${conf[GITHUB_REPOSITORY]} != org/statuspage ]] ||
     bad GITHUB_REPOSITORY "is the example value: give the repository whose workflows deploy (OWNER/REPOSITORY)"
   [[ ! ${conf[PUBLIC_ACCESS_CIDRS]} =~ (^|,)(192\.0\.2|198\.51\.100|203\.0\.113)\. ]] ||
@@ -92,6 +93,11 @@ check_no_examples() {
 }
 
 check_environment_file() {
+  local key
+  for key in AVAILABILITY_ZONE_IDS PUBLIC_ACCESS_CIDRS; do
+    [[ ${conf[$key]} != ,* && ${conf[$key]} != *, && ${conf[$key]} != *,,* ]] ||
+      bad "$key" "has an empty item: separate the items with single commas"
+  done
   check_region_and_zones
   check_network
   check_names

@@ -67,6 +67,7 @@ bad_value PUBLIC_ACCESS_CIDRS 10.0.0.0/8,300.1.2.3/32 "holds '300.1.2.3/32', not
 bad_value CIDR_PREFIX 10.256 "is not 10.N"
 bad_value DOMAIN Status.Example.com "is not a lowercase DNS name"
 bad_value VPC_CNI_VERSION 1.20.4 "is not an EKS add-on version"
+bad_value PUBLIC_ACCESS_CIDRS 198.51.100.0/24, "has an empty item"
 # The committed example values never reach AWS: refused by the infra phase unless it is a dry run.
 copy "$work/bad"
 expect_usage_error "HOSTED_ZONE_ID 'Z0000000000EXAMPLE' is the example value" \

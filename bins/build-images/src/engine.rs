@@ -204,7 +204,7 @@ impl Engine {
         let creds = credentials(auth, registry_host(&reference));
         statuspage_common::engine::registry_digest(&self.docker, &reference, creds)
             .await
-            .map_err(|e| format!("the registry did not answer about {reference}: {e}"))
+            .map_err(|e| format!("asking the registry for {reference}: {e}"))
     }
 
     /// Build one target from the plan's packed context, tag it with every planned tag, and

@@ -46,7 +46,9 @@ pub async fn connect() -> Result<(Docker, String), ConnectError> {
 
 /// The registry's digest for `reference` (`registry/repository:tag`), asked through the engine
 /// (Engine API `GET /distribution/{name}/json`), within 20 s. `Ok(None)`: the registry does not
-/// have it, including a repository that does not exist yet (ECR's `name unknown`).
+/// have it, including a repository that does not exist yet (ECR's `name unknown`); a refusal of
+/// the credentials is an error, even where dockerd words it "does not exist or may require
+/// 'docker login': denied".
 pub async fn registry_digest(
     docker: &Docker,
     reference: &str,
@@ -58,12 +60,18 @@ pub async fn registry_digest(
         Err(_) => Err("no answer within 20 s".into()),
         Ok(Ok(inspect)) => Ok(inspect.descriptor.digest),
         Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code, message }))
-            if status_code == 404 || ABSENT.iter().any(|m| message.contains(m)) =>
+            if !refused(&message) && (status_code == 404 || ABSENT.iter().any(|m| message.contains(m))) =>
         {
             Ok(None)
         }
         Ok(Err(e)) => Err(e.to_string()),
     }
+}
+
+/// True when a registry error refuses the credentials rather than lacking the image.
+fn refused(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["denied", "unauthorized", "docker login"].iter().any(|m| message.contains(m))
 }
 
 /// Push `name:tag` (Engine API `POST /images/{name}/push`); the registry's digest on success,
@@ -87,4 +95,17 @@ pub async fn push(
         }
     }
     digest.ok_or_else(|| "the engine reported no digest".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused;
+
+    #[test]
+    fn a_refusal_is_not_an_absent_image() {
+        assert!(refused("repository x does not exist or may require 'docker login': denied: requested access to the resource is denied"));
+        assert!(refused("unauthorized: authentication required"));
+        assert!(!refused("name unknown: The repository with name 'statuspage-web' does not exist in the registry with id '123456789012'"));
+        assert!(!refused("manifest unknown: manifest unknown"));
+    }
 }

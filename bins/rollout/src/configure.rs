@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::report::{Action, Report};
-use crate::validate::Plan;
+use crate::validate::{Plan, Resolved};
 use crate::{Ctx, RolloutError, apply};
 
 /// Apply every object but the workloads; rows of `report` follow.
@@ -19,29 +19,26 @@ pub async fn configure(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Resul
     crate::applyset::record(&ctx.client, &ctx.namespace, &ctx.config.field_manager, &kinds).await.map_err(
         RolloutError::kube(format!("writing the inventory ConfigMap/{}", crate::applyset::PARENT)),
     )?;
-    // Namespaces and CRDs one by one, first: the other objects may live in them or be of their
-    // kind. The rest depend on nothing the server checks at apply time: up to 8 at once.
-    let configuration: Vec<(usize, &crate::validate::Resolved)> =
+    // Rank by rank (the plan is sorted by it): a rank's objects up to 8 at once, and no later
+    // rank once one of them failed.
+    let configuration: Vec<(usize, &Resolved)> =
         plan.objects.iter().enumerate().filter(|(_, i)| !i.object.is_workload()).collect();
-    let first = |i: &crate::validate::Resolved| {
-        i.object.is("", "Namespace") || i.object.is("apiextensions.k8s.io", "CustomResourceDefinition")
-    };
-    for (index, item) in configuration.iter().filter(|(_, i)| first(i)) {
-        let (action, _) = apply::apply(ctx, item, &item.object.object).await?;
-        report.objects[*index].action = action;
-    }
-    let (indexes, rest): (Vec<usize>, Vec<&crate::validate::Resolved>) =
-        configuration.into_iter().filter(|(_, i)| !first(i)).unzip();
-    let mut first_error = None;
-    for (index, result) in indexes.into_iter().zip(apply::apply_all(ctx, &rest).await) {
-        match result {
-            Ok(action) => report.objects[index].action = action,
-            Err(err) => {
-                first_error.get_or_insert(err);
+    for rank in configuration.chunk_by(|(_, a), (_, b)| a.object.apply_rank() == b.object.apply_rank()) {
+        let (indexes, items): (Vec<usize>, Vec<&Resolved>) = rank.iter().copied().unzip();
+        let mut first_error = None;
+        for (index, result) in indexes.into_iter().zip(apply::apply_all(ctx, &items).await) {
+            match result {
+                Ok(action) => report.objects[index].action = action,
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
             }
         }
+        if let Some(err) = first_error {
+            return Err(err);
+        }
     }
-    first_error.map_or(Ok(()), Err)
+    Ok(())
 }
 
 /// Put the data of every ConfigMap and Secret this run changed back as it was. Returns what

@@ -72,18 +72,23 @@ impl Object {
         self.gvk.group == group && self.gvk.kind == kind
     }
 
-    /// The order objects are applied in: what others refer to first.
+    /// The order objects are applied in: what others refer to first. Objects of one rank do not
+    /// depend on each other and may be applied at once.
     pub fn apply_rank(&self) -> u8 {
         match self.gvk.kind.as_str() {
             "Namespace" => 0,
             "CustomResourceDefinition" => 1,
             "ResourceQuota" | "LimitRange" | "PriorityClass" => 2,
-            "ServiceAccount" | "Secret" | "ConfigMap" | "SecretProviderClass" => 3,
-            "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" => 4,
-            "PersistentVolumeClaim" | "Service" | "NetworkPolicy" => 5,
-            "Deployment" | "StatefulSet" | "DaemonSet" | "CronJob" => 7,
-            "HorizontalPodAutoscaler" => 8,
-            _ => 6,
+            // A service-account token Secret after its ServiceAccount; a binding after its role
+            // (an applier without `bind` may only bind a role that exists).
+            "ServiceAccount" => 3,
+            "Secret" | "ConfigMap" | "SecretProviderClass" => 4,
+            "ClusterRole" | "Role" => 5,
+            "ClusterRoleBinding" | "RoleBinding" => 6,
+            "PersistentVolumeClaim" | "Service" | "NetworkPolicy" => 7,
+            "Deployment" | "StatefulSet" | "DaemonSet" | "CronJob" => 9,
+            "HorizontalPodAutoscaler" => 10,
+            _ => 8,
         }
     }
 }

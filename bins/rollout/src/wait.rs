@@ -155,12 +155,20 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
         }
         other => other,
     };
-    let fatal = match &state {
-        RolloutState::Progressing(_) => current_pods(cluster, target)
+    let pods = || -> Vec<(String, String)> {
+        current_pods(cluster, target)
             .iter()
             .filter_map(|p| Some((format!("pod {}", p.name_any()), status::fatal_reason(p)?)))
-            .collect(),
-        RolloutState::Stalled(why) => vec![("the new ReplicaSet:".to_string(), why.clone())],
+            .collect()
+    };
+    let fatal = match &state {
+        RolloutState::Progressing(_) => pods(),
+        // The pods created before the refusal keep their own clocks.
+        RolloutState::Stalled(why) => {
+            let mut fatal = pods();
+            fatal.push(("the new ReplicaSet:".to_string(), why.clone()));
+            fatal
+        }
         _ => Vec::new(),
     };
     (state, fatal)
