@@ -103,9 +103,13 @@ mod tests {
 
     #[test]
     fn a_refusal_is_not_an_absent_image() {
-        assert!(refused("repository x does not exist or may require 'docker login': denied: requested access to the resource is denied"));
+        assert!(refused(
+            "repository x does not exist or may require 'docker login': denied: requested access to the resource is denied"
+        ));
         assert!(refused("unauthorized: authentication required"));
-        assert!(!refused("name unknown: The repository with name 'statuspage-web' does not exist in the registry with id '123456789012'"));
+        assert!(!refused(
+            "name unknown: The repository with name 'statuspage-web' does not exist in the registry with id '123456789012'"
+        ));
         assert!(!refused("manifest unknown: manifest unknown"));
     }
 }
