@@ -319,9 +319,14 @@ prepare_host() {
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null
 }
 
-# A FROM scratch image holding only the statically linked pause binary, imported into containerd.
+# A FROM scratch image holding only the statically linked pause binary, imported into containerd
+# and pinned (the CRI's label), so the kubelet's image garbage collection never removes it: under
+# disk pressure it once did, and every new pod then stayed in ContainerCreating.
 import_pause() {
-  ctr_k8s images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE" && return 0
+  if ctr_k8s images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE"; then
+    ctr_k8s images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null
+    return 0
+  fi
   local d layer_sha cfg cfg_sha
   d=$(mktemp -d "$K8S_DIR/pause.XXXXXX")
   mkdir -p "$d/rootfs"
@@ -334,6 +339,7 @@ import_pause() {
   printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["layer.tar"]}]' "$cfg_sha" "$PAUSE_IMAGE" >"$d/manifest.json"
   tar -C "$d" -cf "$d/pause-image.tar" manifest.json "$cfg_sha.json" layer.tar
   ctr_k8s images import --no-unpack=false "$d/pause-image.tar" >/dev/null
+  ctr_k8s images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null
   rm -rf "$d"
 }
 
@@ -455,6 +461,7 @@ cmd_up() {
   local t0=$SECONDS aggregation
   cmd_build
   if healthy; then
+    import_pause # a running cluster whose sandbox image went missing is repaired, not restarted
     write_env
     stack_log "kubernetes already up (node $NODE_NAME Ready)"
     return 0
