@@ -154,11 +154,7 @@ impl Args {
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
         if !self.context.is_dir() {
-            return Err(BuildError::BadInput {
-                flag: "--context",
-                value: self.context.display().to_string(),
-                fix: "no such folder: pass the folder holding the Dockerfile (default: images, relative to the working directory)".into(),
-            });
+            return Err(BuildError::MissingContext(self.context.clone()));
         }
         if let Some(source) = self.source.as_ref().filter(|s| !s.is_dir()) {
             return Err(BuildError::BadInput {

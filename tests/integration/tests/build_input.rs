@@ -94,11 +94,6 @@ async fn bad_inputs_exit_2_name_the_thing_and_change_nothing() {
             vec!["--registry-username/--registry-password", "give both"],
         ),
         (
-            vec!["--context", "/nonexistent/images"],
-            vec![],
-            vec!["--context", "/nonexistent/images", "no such folder"],
-        ),
-        (
             vec!["--source", "/nonexistent/checkout"],
             vec![],
             vec!["--source", "/nonexistent/checkout", "source tree"],
