@@ -52,11 +52,21 @@ pub struct Ecr {
 impl Ecr {
     /// Load the default credential chain and region, as every AWS tool does.
     ///
-    /// Errors: [`PushError::NoRegion`] when no source gives a region (exit 2, nothing called).
+    /// Errors: [`PushError::NoRegion`] when no source gives a region, [`PushError::BadInput`] for
+    /// one that is not a region code (both exit 2, nothing called).
     pub async fn from_env() -> Result<Self, PushError> {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        if config.region().is_none() {
+        // An empty AWS_REGION reads as a region "" (the SDK then fails every call, after retries).
+        let region = config.region().map(|r| r.as_ref().to_string()).unwrap_or_default();
+        if region.trim().is_empty() {
             return Err(PushError::NoRegion);
+        }
+        if !region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return Err(PushError::BadInput {
+                flag: "AWS_REGION",
+                value: region,
+                fix: "give a region code such as us-east-1 (from AWS_REGION, AWS_DEFAULT_REGION or the profile). Nothing was pushed".into(),
+            });
         }
         Ok(Self { ecr: aws_sdk_ecr::Client::new(&config), sts: aws_sdk_sts::Client::new(&config) })
     }

@@ -180,6 +180,14 @@ fn cases(registry: &str, prefix: &str, dir: &std::path::Path) -> Vec<Case> {
             &["no AWS region", "set AWS_REGION"],
         ),
         case(
+            "a region that is no region code",
+            &[],
+            &[("AWS_REGION", "US East 1")],
+            &good,
+            2,
+            &["AWS_REGION value \"US East 1\"", "region code"],
+        ),
+        case(
             "AWS endpoint unreachable",
             &[],
             &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")],
