@@ -72,9 +72,11 @@ bad_value PUBLIC_ACCESS_CIDRS 198.51.100.0/24, "has an empty item"
 copy "$work/bad"
 expect_usage_error "HOSTED_ZONE_ID 'Z0000000000EXAMPLE' is the example value" \
   "$work/bad/bin/bootstrap" --environment staging --phase infra
-# A missing command is named before anything runs.
+# A missing command is named before anything runs (statuspage-rollout: once the app is released).
+sed -i 's/^    newTag: unreleased$/    newTag: bootstrap-test/' "$work/bad/manifests/app/overlays/staging/kustomization.yaml"
 expect_usage_error "'/nonexistent/statuspage-rollout' is not installed or not on PATH, and --phase app needs it" \
   "$work/bad/bin/bootstrap" --environment staging --phase app --rollout /nonexistent/statuspage-rollout
+sed -i 's/^    newTag: bootstrap-test$/    newTag: unreleased/' "$work/bad/manifests/app/overlays/staging/kustomization.yaml"
 # An environment file saved with Windows line endings reads the same.
 sed -i 's/$/\r/' "$work/bad/manifests/infra/environments/staging.env"
 "$work/bad/bin/bootstrap" --environment staging --dry-run >"$work/crlf.txt" 2>"$work/err" ||
