@@ -206,9 +206,11 @@ pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, Rollout
     out.line("validated: the API server accepts every object");
     drop(group);
     if config.dry_run {
+        validate::delete_namespaces(&ctx, &plan.created_namespaces).await;
         return Ok(Outcome::new(plan.report.clone(), Verdict::DryRun));
     }
     if let Some(reason) = stop.reason() {
+        validate::delete_namespaces(&ctx, &plan.created_namespaces).await;
         return Ok(Outcome::new(plan.report.clone(), Verdict::Stopped(reason)));
     }
     let lease = lease::acquire(&client, &namespace, stop).await?;

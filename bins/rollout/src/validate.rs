@@ -1,5 +1,6 @@
 //! Step 1, validate: nothing in the cluster changes before everything has passed (a missing
-//! namespace is created for the dry run and deleted again when validation fails).
+//! namespace is created for the dry run and deleted again when validation fails, after a dry run
+//! and on a stop before any change: [`delete_namespaces`]).
 //! Every object's kind is served (discovery), the render passes the local checks (HPA against
 //! `replicas`, the release), the server-side dry run accepts every object, and what is live allows
 //! the rollout (no paused Deployment, no migration Job of another template still running).
@@ -8,8 +9,10 @@ use std::collections::BTreeSet;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch};
 use kube::discovery::{Discovery, Scope};
+use kube::runtime::wait::conditions;
 use kube::{Api, Client};
 use serde_json::Value;
 
@@ -74,6 +77,8 @@ pub struct Plan {
     pub to_prune: Vec<prune::PruneCandidate>,
     /// The dry run's report (actions `would …`); `objects` rows are in the order of `objects`.
     pub report: Report,
+    /// Namespaces created (empty) for the dry run: deleted again unless the rollout goes on.
+    pub created_namespaces: Vec<String>,
 }
 
 /// Validate `objects` against the cluster; nothing is left changed when this fails.
@@ -98,10 +103,7 @@ pub async fn validate(
     let (mut rows, to_prune) = match result {
         Ok(found) => found,
         Err(err) => {
-            for name in &created {
-                let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-                let _ = api.delete(name, &DeleteParams::background()).await;
-            }
+            delete_namespaces(ctx, &created).await;
             return Err(err);
         }
     };
@@ -126,7 +128,19 @@ pub async fn validate(
         }),
         ..Default::default()
     };
-    Ok(Plan { objects: resolved, migration, to_prune, report })
+    Ok(Plan { objects: resolved, migration, to_prune, report, created_namespaces: created })
+}
+
+/// Delete the namespaces validation created for its dry run (a dry run, a refusal or a stop
+/// before any change leaves none behind). Best effort: a failure is said, never an error.
+pub async fn delete_namespaces(ctx: &Ctx<'_>, names: &[String]) {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    for name in names {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => ctx.out.line(format!("  Namespace/{name} deleted again (created only for the dry run)")),
+            Err(err) => ctx.out.line(format!("  Namespace/{name} created for the dry run is left: {err}")),
+        }
+    }
 }
 
 /// Every object's kind from discovery; namespaced objects without a namespace get the rollout's.
@@ -213,8 +227,15 @@ async fn create_missing_namespaces(
     for item in resolved.iter().filter(|i| i.object.is("", "Namespace")) {
         let api = item.api(&ctx.client);
         let name = item.object.name();
-        if api.get_opt(name).await.map_err(RolloutError::kube(format!("reading Namespace/{name}")))?.is_none()
-        {
+        let live =
+            api.get_opt(name).await.map_err(RolloutError::kube(format!("reading Namespace/{name}")))?;
+        let live = match live {
+            Some(ns) if ns.data["status"]["phase"] == "Terminating" => {
+                wait_deleted(ctx, name, ns.metadata.uid.clone()).await?
+            }
+            other => other,
+        };
+        if live.is_none() {
             api.patch(name, &ctx.apply, &Patch::Apply(&item.object.object))
                 .await
                 .map_err(|e| rejected(&item.object, e))?;
@@ -223,6 +244,40 @@ async fn create_missing_namespaces(
         }
     }
     Ok(created)
+}
+
+/// Wait (at most `--timeout`) until the Namespace `name` being deleted is gone, as after a dry
+/// run that created and deleted it a moment ago; a Namespace that is still there after that is
+/// bad input. Returns `None`: it is gone.
+async fn wait_deleted(
+    ctx: &Ctx<'_>,
+    name: &str,
+    uid: Option<String>,
+) -> Result<Option<kube::api::DynamicObject>, RolloutError> {
+    ctx.out.line(format!("  Namespace/{name} is being deleted: waiting until it is gone"));
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let uid = uid.unwrap_or_default();
+    let gone = kube::runtime::wait::await_condition(api.clone(), name, conditions::is_deleted(&uid));
+    match tokio::time::timeout(ctx.config.timeout, gone).await {
+        Ok(Ok(_)) => Ok(None),
+        // The watch failed: one read says whether it is gone, or what the API server says.
+        Ok(Err(_)) => match api.get_opt(name).await {
+            Ok(None) => Ok(None),
+            Ok(Some(_)) => Err(still_terminating(ctx, name)),
+            Err(err) => Err(RolloutError::kube(format!("reading Namespace/{name}"))(err)),
+        },
+        Err(_) => Err(still_terminating(ctx, name)),
+    }
+}
+
+fn still_terminating(ctx: &Ctx<'_>, name: &str) -> RolloutError {
+    RolloutError::Refused {
+        object: format!("Namespace/{name}"),
+        message: format!(
+            "it is being deleted and was not gone within --timeout ({}s); wait until `kubectl get namespace {name}` says NotFound, or deploy to another namespace",
+            ctx.config.timeout.as_secs()
+        ),
+    }
 }
 
 /// Read every object and dry-run it (up to 8 at a time); the rows say what would happen.

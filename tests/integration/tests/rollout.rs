@@ -263,6 +263,15 @@ async fn a_good_rollout_completes_and_a_second_one_changes_nothing() {
     assert_eq!(report["result"], "dry-run");
     assert!(report["objects"].as_array().unwrap().iter().any(|o| o["action"] == "would create"), "{report}");
     assert!(deployments(&ns.0).is_empty(), "the dry run created Deployments");
+    // The namespace it created for its dry run is deleted again; the rollout right after waits
+    // until it is gone and creates it.
+    let out = Command::new("kubectl").args(["get", "namespace", &ns.0, "-o", "json"]).output().unwrap();
+    let left: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(
+        !out.status.success() || left["status"]["phase"] == "Terminating",
+        "the dry run left the namespace it created: {left}"
+    );
+    assert!(stderr.contains(&format!("Namespace/{} deleted again", ns.0)), "{stderr}");
 
     let started = std::time::Instant::now();
     let (code, report, stderr) = rollout(&docs, &[]);
