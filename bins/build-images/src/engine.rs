@@ -146,6 +146,78 @@ pub struct Engine {
     host: String,
 }
 
+/// The Engine API's `/build` query for one target: tag, target, platform, build args (with
+/// `BUILDKIT_INLINE_CACHE=1` under BuildKit, so that a later build on a fresh machine can use the
+/// image as cache), labels (with [`INPUTS_LABEL`] = `inputs`), `--cache-from`, and a BuildKit session.
+fn build_options(
+    plan: &BuildPlan,
+    image: &PlannedImage,
+    builder: Builder,
+    inputs: String,
+) -> bollard::query_parameters::BuildImageOptions {
+    let mut labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
+    labels.insert(INPUTS_LABEL.into(), inputs);
+    let mut build_args: HashMap<String, String> = plan.build_args.clone().into_iter().collect();
+    let version = match builder {
+        Builder::Buildkit => {
+            build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+            BuilderVersion::BuilderBuildKit
+        }
+        Builder::Classic => BuilderVersion::BuilderV1,
+    };
+    let mut options = BuildImageOptionsBuilder::default()
+        .dockerfile(&plan.packed.dockerfile_name)
+        .t(&image.primary_ref())
+        .target(&image.target)
+        .platform(&plan.platform)
+        .buildargs(&build_args)
+        .labels(&labels)
+        .rm(true)
+        .forcerm(true)
+        .version(version);
+    if !plan.cache_from.is_empty() {
+        options = options.cachefrom(&plan.cache_from.to_vec());
+    }
+    if builder == Builder::Buildkit {
+        options = options.session(&format!("statuspage-{}", uuid::Uuid::new_v4()));
+    }
+    options.build()
+}
+
+/// Read a `/build` stream to its end: progress through `tracker`; the steps that ran, or the
+/// failed step (with its output's tail), or the engine's error.
+async fn follow(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::models::BuildInfo, DockerError>> + Unpin,
+    mut tracker: StepTracker,
+    target: &str,
+) -> Result<Vec<StepRecord>, BuildError> {
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail {
+                    return Err(tracker.failure(detail.message.unwrap_or_default()));
+                }
+                if let Some(text) = info.stream {
+                    tracker.classic_output(&text);
+                }
+                if let Some(BuildInfoAux::BuildKit(status)) = info.aux {
+                    tracker.buildkit_status(status);
+                }
+            }
+            Err(DockerError::DockerStreamError { error }) => return Err(tracker.failure(error)),
+            Err(source) if tracker.failed_vertex.is_some() => return Err(tracker.failure(source.to_string())),
+            Err(source) => {
+                return Err(BuildError::Engine { action: format!("building target {target}"), source });
+            }
+        }
+    }
+    if tracker.failed_vertex.is_some() {
+        return Err(tracker.failure(String::new()));
+    }
+    tracker.finish_classic_step();
+    Ok(tracker.steps)
+}
+
 fn credentials(auth: Option<&RegistryAuth>, registry: Option<&str>) -> Option<DockerCredentials> {
     auth.map(|a| DockerCredentials {
         username: Some(a.username.clone()),
@@ -217,73 +289,17 @@ impl Engine {
         auth: Option<&RegistryAuth>,
         progress: &Progress,
     ) -> Result<TargetBuild, BuildError> {
-        let dockerfile_name = plan.packed.dockerfile_name.as_str();
-        let cache_from = &plan.cache_from;
-        let inputs = inputs_digest(plan, image, &plan.packed.bytes, dockerfile_name, builder);
+        let inputs = inputs_digest(plan, image, &plan.packed.bytes, &plan.packed.dockerfile_name, builder);
         if let Some(reused) = self.reuse(image, &inputs, progress).await? {
             return Ok(reused);
         }
-        let mut labels: HashMap<String, String> = plan.labels.clone().into_iter().collect();
-        labels.insert(INPUTS_LABEL.into(), inputs);
-        let mut build_args: HashMap<String, String> = plan.build_args.clone().into_iter().collect();
-        let version = match builder {
-            Builder::Buildkit => {
-                // Inline cache metadata lets a later build on a fresh machine use this image as cache.
-                build_args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
-                BuilderVersion::BuilderBuildKit
-            }
-            Builder::Classic => BuilderVersion::BuilderV1,
-        };
-        let mut options = BuildImageOptionsBuilder::default()
-            .dockerfile(dockerfile_name)
-            .t(&image.primary_ref())
-            .target(&image.target)
-            .platform(&plan.platform)
-            .buildargs(&build_args)
-            .labels(&labels)
-            .rm(true)
-            .forcerm(true)
-            .version(version);
-        if !cache_from.is_empty() {
-            options = options.cachefrom(&cache_from.to_vec());
-        }
-        if builder == Builder::Buildkit {
-            options = options.session(&format!("statuspage-{}", uuid::Uuid::new_v4()));
-        }
+        let options = build_options(plan, image, builder, inputs);
         let creds: Option<HashMap<String, DockerCredentials>> = registry_host(&image.name)
             .and_then(|host| credentials(auth, Some(host)).map(|c| HashMap::from([(host.to_string(), c)])));
         let context = plan.packed.bytes.clone();
-        let mut stream = self.docker.build_image(options.build(), creds, Some(bollard::body_full(context)));
-        let mut tracker = StepTracker::new(&image.target, builder, progress.clone());
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(detail) = info.error_detail {
-                        return Err(tracker.failure(detail.message.unwrap_or_default()));
-                    }
-                    if let Some(text) = info.stream {
-                        tracker.classic_output(&text);
-                    }
-                    if let Some(BuildInfoAux::BuildKit(status)) = info.aux {
-                        tracker.buildkit_status(status);
-                    }
-                }
-                Err(DockerError::DockerStreamError { error }) => return Err(tracker.failure(error)),
-                Err(source) => {
-                    if tracker.failed_vertex.is_some() {
-                        return Err(tracker.failure(source.to_string()));
-                    }
-                    return Err(BuildError::Engine {
-                        action: format!("building target {}", image.target),
-                        source,
-                    });
-                }
-            }
-        }
-        if tracker.failed_vertex.is_some() {
-            return Err(tracker.failure(String::new()));
-        }
-        tracker.finish_classic_step();
+        let stream = self.docker.build_image(options, creds, Some(bollard::body_full(context)));
+        let tracker = StepTracker::new(&image.target, builder, progress.clone());
+        let steps = follow(stream, tracker, &image.target).await?;
         let inspect = self.docker.inspect_image(&image.primary_ref()).await.map_err(|source| {
             BuildError::Engine { action: format!("inspecting {}", image.primary_ref()), source }
         })?;
@@ -293,7 +309,7 @@ impl Engine {
             image_id: inspect.id.unwrap_or_default(),
             size: inspect.size.unwrap_or_default().max(0) as u64,
             layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
-            steps: tracker.steps,
+            steps,
         })
     }
 

@@ -170,9 +170,6 @@ impl Release {
             field,
             problem,
         };
-        let hex = |s: &str, n: usize| {
-            s.len() == n && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        };
         if !hex(&self.commit, 40) {
             return Err(invalid(
                 "commit".into(),
@@ -182,70 +179,9 @@ impl Release {
         if self.images.is_empty() {
             return Err(invalid("images".into(), "is empty".into()));
         }
-        let sha256 = |s: &str| s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64));
         for (component, image) in &self.images {
-            let component_ok = !component.is_empty()
-                && component
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
-            if !component_ok {
-                return Err(invalid(
-                    format!("images.{component:?}"),
-                    "is not a component name (a build target: lowercase letters, digits, '.', '_', '-')"
-                        .into(),
-                ));
-            }
-            let field = |name: &str| format!("images.{component}.{name}");
-            if image.repository.contains("://") {
-                return Err(invalid(
-                    field("repository"),
-                    format!(
-                        "{:?} must not carry a scheme: give host/path, e.g. reg.example/statuspage-web",
-                        image.repository
-                    ),
-                ));
-            }
-            if image.repository.contains('@')
-                || image.repository.rsplit('/').next().is_some_and(|last| last.contains(':'))
-            {
-                return Err(invalid(
-                    field("repository"),
-                    format!("{:?} must not carry a tag or digest", image.repository),
-                ));
-            }
-            if !crate::image_ref::valid_tag(&image.tag) {
-                return Err(invalid(
-                    field("tag"),
-                    format!(
-                        "{:?} is not a tag (1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')",
-                        image.tag
-                    ),
-                ));
-            }
-            let reference = format!("{}:{}", image.repository, image.tag);
-            if let Err(e) = reference.parse::<crate::image_ref::ImageRef>() {
-                return Err(invalid(
-                    field("repository/tag"),
-                    format!("{reference:?} is not an image reference: {e}"),
-                ));
-            }
-            if let Some(tag) = image.extra_tags.iter().find(|t| !crate::image_ref::valid_tag(t)) {
-                return Err(invalid(
-                    field("extra_tags"),
-                    format!("{tag:?} is not a tag (1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')"),
-                ));
-            }
-            if let Some(digest) = image.digest.as_deref().filter(|d| !sha256(d)) {
-                return Err(invalid(field("digest"), format!("{digest:?} is not sha256:<64 lowercase hex>")));
-            }
-            if let Some(id) = image.image_id.as_deref().filter(|d| !sha256(d)) {
-                return Err(invalid(field("image_id"), format!("{id:?} is not sha256:<64 lowercase hex>")));
-            }
-            if image.built == Some(false) && image.digest.is_none() {
-                return Err(invalid(
-                    field("digest"),
-                    "is missing although the image was not built (built: false)".into(),
-                ));
+            if let Err((field, problem)) = check_image(component, image) {
+                return Err(invalid(field, problem));
             }
         }
         Ok(())
@@ -281,6 +217,60 @@ impl Release {
         // Serializing plain maps and strings cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
+}
+
+/// `s` is `n` lowercase hex digits.
+fn hex(s: &str, n: usize) -> bool {
+    s.len() == n && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// The checks of [`Release::validate`] for one image: the field (`images.<component>.<name>`)
+/// and what is wrong with it.
+fn check_image(component: &str, image: &ReleaseImage) -> Result<(), (String, String)> {
+    let component_ok = !component.is_empty()
+        && component.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if !component_ok {
+        return Err((
+            format!("images.{component:?}"),
+            "is not a component name (a build target: lowercase letters, digits, '.', '_', '-')".into(),
+        ));
+    }
+    let field = |name: &str| format!("images.{component}.{name}");
+    let not_a_tag =
+        |tag: &str| format!("{tag:?} is not a tag (1-128 of [A-Za-z0-9_.-], not starting with '.' or '-')");
+    let sha256 = |s: &str| s.strip_prefix("sha256:").is_some_and(|h| hex(h, 64));
+    if image.repository.contains("://") {
+        let problem = format!(
+            "{:?} must not carry a scheme: give host/path, e.g. reg.example/statuspage-web",
+            image.repository
+        );
+        return Err((field("repository"), problem));
+    }
+    if image.repository.contains('@')
+        || image.repository.rsplit('/').next().is_some_and(|last| last.contains(':'))
+    {
+        return Err((field("repository"), format!("{:?} must not carry a tag or digest", image.repository)));
+    }
+    if !crate::image_ref::valid_tag(&image.tag) {
+        return Err((field("tag"), not_a_tag(&image.tag)));
+    }
+    let reference = format!("{}:{}", image.repository, image.tag);
+    if let Err(e) = reference.parse::<crate::image_ref::ImageRef>() {
+        return Err((field("repository/tag"), format!("{reference:?} is not an image reference: {e}")));
+    }
+    if let Some(tag) = image.extra_tags.iter().find(|t| !crate::image_ref::valid_tag(t)) {
+        return Err((field("extra_tags"), not_a_tag(tag)));
+    }
+    if let Some(digest) = image.digest.as_deref().filter(|d| !sha256(d)) {
+        return Err((field("digest"), format!("{digest:?} is not sha256:<64 lowercase hex>")));
+    }
+    if let Some(id) = image.image_id.as_deref().filter(|d| !sha256(d)) {
+        return Err((field("image_id"), format!("{id:?} is not sha256:<64 lowercase hex>")));
+    }
+    if image.built == Some(false) && image.digest.is_none() {
+        return Err((field("digest"), "is missing although the image was not built (built: false)".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
