@@ -267,16 +267,6 @@ pub fn job_state(job: &Job) -> JobState {
     JobState::Running
 }
 
-/// Whether the Job runs one pod to one success (`completions` and `parallelism` at most 1, not
-/// indexed, no success policy): then that pod's success is the Job's.
-pub fn single_pod(job: &Job) -> bool {
-    let Some(spec) = job.spec.as_ref() else { return false };
-    spec.completions.unwrap_or(1) <= 1
-        && spec.parallelism.unwrap_or(1) <= 1
-        && spec.completion_mode.as_deref().unwrap_or("NonIndexed") == "NonIndexed"
-        && spec.success_policy.is_none()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -447,21 +437,5 @@ mod tests {
                 "message": "Job has reached the specified backoff limit"}]))),
             JobState::Failed("BackoffLimitExceeded: Job has reached the specified backoff limit".into())
         );
-    }
-
-    #[test]
-    fn only_a_job_of_one_pod_is_decided_by_its_pod() {
-        let job = |spec: serde_json::Value| -> Job {
-            serde_json::from_value(json!({"metadata": {"name": "m"}, "spec": spec})).unwrap()
-        };
-        let template = json!({"spec": {"containers": []}});
-        assert!(single_pod(&job(json!({"template": template}))));
-        assert!(single_pod(&job(json!({"template": template, "completions": 1, "parallelism": 1}))));
-        assert!(!single_pod(&job(json!({"template": template, "completions": 3}))));
-        assert!(!single_pod(&job(json!({"template": template, "parallelism": 2}))));
-        assert!(!single_pod(&job(json!({"template": template, "completionMode": "Indexed"}))));
-        assert!(!single_pod(&job(
-            json!({"template": template, "successPolicy": {"rules": [{"succeededCount": 1}]}})
-        )));
     }
 }

@@ -135,9 +135,6 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
                 match status::job_state(&j) {
                     JobState::Complete => RolloutState::Complete,
                     JobState::Failed(why) => RolloutState::Failed(why),
-                    JobState::Running if status::single_pod(&j) && succeeded_pod(cluster, target) => {
-                        RolloutState::Complete
-                    }
                     JobState::Running => RolloutState::Progressing("running".into()),
                 }
             }
@@ -189,15 +186,6 @@ fn ready(pod: &Pod) -> bool {
 /// Ready, not terminating pods of the target's current revision.
 pub fn ready_pods(cluster: &Cluster, target: &Target) -> usize {
     current_pods(cluster, target).iter().filter(|p| ready(p)).count()
-}
-
-/// Whether a pod of the Job target has succeeded. For a Job of one pod this is the Job's
-/// success, known a sync earlier than its `Complete` condition: the Job controller batches pod
-/// updates for 1 s before it writes status (kube-controller-manager's `syncJobBatchPeriod`).
-fn succeeded_pod(cluster: &Cluster, target: &Target) -> bool {
-    current_pods(cluster, target)
-        .iter()
-        .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
 }
 
 /// How many ready pods a finished rollout of the target has (0: not counted).
