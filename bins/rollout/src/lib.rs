@@ -205,13 +205,11 @@ pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, Rollout
     let plan = validate::validate(&ctx, objects, &discovery).await?;
     out.line("validated: the API server accepts every object");
     drop(group);
-    if config.dry_run {
+    // A dry run, or a stop before any change, ends here and leaves nothing behind.
+    let ended = if config.dry_run { Some(Verdict::DryRun) } else { stop.reason().map(Verdict::Stopped) };
+    if let Some(verdict) = ended {
         validate::delete_namespaces(&ctx, &plan.created_namespaces).await;
-        return Ok(Outcome::new(plan.report.clone(), Verdict::DryRun));
-    }
-    if let Some(reason) = stop.reason() {
-        validate::delete_namespaces(&ctx, &plan.created_namespaces).await;
-        return Ok(Outcome::new(plan.report.clone(), Verdict::Stopped(reason)));
+        return Ok(Outcome::new(plan.report.clone(), verdict));
     }
     let lease = lease::acquire(&client, &namespace, stop).await?;
     let outcome = change(&ctx, &plan).await;

@@ -227,14 +227,11 @@ async fn create_missing_namespaces(
     for item in resolved.iter().filter(|i| i.object.is("", "Namespace")) {
         let api = item.api(&ctx.client);
         let name = item.object.name();
-        let live =
+        let mut live =
             api.get_opt(name).await.map_err(RolloutError::kube(format!("reading Namespace/{name}")))?;
-        let live = match live {
-            Some(ns) if ns.data["status"]["phase"] == "Terminating" => {
-                wait_deleted(ctx, name, ns.metadata.uid.clone()).await?
-            }
-            other => other,
-        };
+        if let Some(ns) = live.take_if(|ns| ns.data["status"]["phase"] == "Terminating") {
+            wait_deleted(ctx, name, ns.metadata.uid.unwrap_or_default()).await?;
+        }
         if live.is_none() {
             api.patch(name, &ctx.apply, &Patch::Apply(&item.object.object))
                 .await
@@ -246,23 +243,18 @@ async fn create_missing_namespaces(
     Ok(created)
 }
 
-/// Wait (at most `--timeout`) until the Namespace `name` being deleted is gone, as after a dry
-/// run that created and deleted it a moment ago; a Namespace that is still there after that is
-/// bad input. Returns `None`: it is gone.
-async fn wait_deleted(
-    ctx: &Ctx<'_>,
-    name: &str,
-    uid: Option<String>,
-) -> Result<Option<kube::api::DynamicObject>, RolloutError> {
+/// Wait (at most `--timeout`) until the Namespace `name` (uid `uid`) being deleted is gone, as
+/// after a dry run that created and deleted it a moment ago; one still there after that is
+/// refused (exit 2).
+async fn wait_deleted(ctx: &Ctx<'_>, name: &str, uid: String) -> Result<(), RolloutError> {
     ctx.out.line(format!("  Namespace/{name} is being deleted: waiting until it is gone"));
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let uid = uid.unwrap_or_default();
     let gone = kube::runtime::wait::await_condition(api.clone(), name, conditions::is_deleted(&uid));
     match tokio::time::timeout(ctx.config.timeout, gone).await {
-        Ok(Ok(_)) => Ok(None),
+        Ok(Ok(_)) => Ok(()),
         // The watch failed: one read says whether it is gone, or what the API server says.
         Ok(Err(_)) => match api.get_opt(name).await {
-            Ok(None) => Ok(None),
+            Ok(None) => Ok(()),
             Ok(Some(_)) => Err(still_terminating(ctx, name)),
             Err(err) => Err(RolloutError::kube(format!("reading Namespace/{name}"))(err)),
         },
