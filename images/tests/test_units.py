@@ -56,3 +56,33 @@ def test_rq_collector_reports_down_without_failing_the_scrape() -> None:
     registry.register(RQCollector(dead, ["default"], timeout=0.5))
     text = generate_latest(registry).decode()
     assert "statuspage_rq_up 0.0" in text
+
+
+def test_probe_server_logs_a_failed_request_as_one_json_line_and_keeps_serving(capsys) -> None:
+    import urllib.error
+    import urllib.request
+
+    from statuspage_platform import probe_server
+
+    def failing_readiness() -> tuple[bool, dict]:
+        raise RuntimeError("readiness exploded")
+
+    port = free_port()
+    server = probe_server.start(port, CollectorRegistry(), failing_readiness, host="127.0.0.1")
+    try:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/-/readyz", timeout=5)
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass  # the handler raised: the connection closes without an answer
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthz", timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err, captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines() if line.strip()]
+    failed = [line for line in lines if line.get("msg") == "probe request failed"]
+    assert len(failed) == 1, lines
+    assert failed[0]["level"] == "warning"
+    assert failed[0]["error"] == "RuntimeError: readiness exploded"
+    assert failed[0]["client"] == "127.0.0.1"

@@ -12,6 +12,34 @@ LOAD_NS=statuspage-load
 load_log() { printf '[load] %s\n' "$*" >&2; }
 load_fail() { printf '[load] FAILED: %s\n' "$*" >&2; exit 1; }
 
+# load_diagnose STATS_FILE: what a failed window needs explained, on stderr: the seconds in which
+# requests failed, the app's pods (restarts and why their containers last ended) and the app
+# namespace's events, so the failure can be lined up with what the cluster did.
+load_diagnose() {
+  python3 - "$1" <(kubectl -n "$APP_NS" get pods -o json) <(kubectl -n "$APP_NS" get events -o json) <<'PY' >&2 || true
+import json, sys
+stats, pods, events = (json.load(open(p)) for p in sys.argv[1:4])
+seconds = stats.get("error_seconds", {})
+print(f"[load] failed requests in {len(seconds)} second(s):")
+for second in sorted(seconds):
+    print(f"  {second} {seconds[second]}")
+print("[load] pods (restarts, last end of each container):")
+for pod in pods["items"]:
+    meta, status = pod["metadata"], pod.get("status", {})
+    for c in status.get("containerStatuses", []):
+        last = c.get("lastState", {}).get("terminated")
+        end = f"last ended {last.get('reason')} exit {last.get('exitCode')} at {last.get('finishedAt')}" if last else ""
+        gone = f" deleting since {meta['deletionTimestamp']}" if meta.get("deletionTimestamp") else ""
+        print(f"  {meta['name']} ready={c.get('ready')} restarts={c.get('restartCount')} {end}{gone}")
+print("[load] events in the app namespace:")
+def when(e):
+    return e.get("lastTimestamp") or e.get("eventTime") or e["metadata"].get("creationTimestamp") or ""
+for e in sorted(events["items"], key=when):
+    obj = e.get("involvedObject", {})
+    print(f"  {when(e)} {e.get('type')} {e.get('reason')} {obj.get('kind')}/{obj.get('name')} x{e.get('count', 1)}: {e.get('message', '').strip()[:200]}")
+PY
+}
+
 # json FILE EXPRESSION: evaluate a Python expression over the JSON document in FILE (as `d`).
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 

@@ -7,7 +7,9 @@ every connection error, reset or timeout. Standard library only: it runs with th
 web image itself, so nothing but the images under test is needed in the cluster.
 
 Control and results over HTTP on port 8080 (the test reaches the pod's IP):
-  GET  /stats   {"requests", "errors", "errors_by_kind", "p50_ms", "p99_ms", "max_ms", "rps"}
+  GET  /stats   {"requests", "errors", "errors_by_kind", "error_seconds", "p50_ms", "p99_ms",
+                "max_ms", "rps"}; error_seconds maps each UTC second (ISO 8601) in which a request
+                failed to {kind: count}, so a failure can be lined up with the cluster's events
   POST /reset   start a new measurement window (counters and latencies cleared)
   POST /load?threads=N&pause_ms=M   change the load: N of the MAX_THREADS (16) threads send,
                 each pausing M ms after every answer (the autoscaling test's heavy and light load)
@@ -41,6 +43,7 @@ class Stats:
             self.started = time.monotonic()
             self.requests = 0
             self.errors: dict[str, int] = {}
+            self.error_seconds: dict[str, dict[str, int]] = {}
             self.latencies: list[float] = []
 
     def record(self, seconds: float, error: str | None) -> None:
@@ -49,6 +52,9 @@ class Stats:
             self.latencies.append(seconds)
             if error:
                 self.errors[error] = self.errors.get(error, 0) + 1
+                second = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                kinds = self.error_seconds.setdefault(second, {})
+                kinds[error] = kinds.get(error, 0) + 1
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -64,6 +70,7 @@ class Stats:
                 "requests": self.requests,
                 "errors": sum(self.errors.values()),
                 "errors_by_kind": dict(self.errors),
+                "error_seconds": {second: dict(kinds) for second, kinds in self.error_seconds.items()},
                 "p50_ms": percentile(0.50),
                 "p99_ms": percentile(0.99),
                 "max_ms": round(latencies[-1] * 1000, 1) if latencies else 0.0,

@@ -27,7 +27,9 @@ web=http://$(kubectl -n "$APP_NS" get service statuspage-web -o jsonpath='{.spec
 report() {
   local window=$1 file=$2
   load_log "$window: $(json "$file" "f\"{d['requests']} requests, {d['errors']} failed {d['errors_by_kind'] or ''}, p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms, max {d['max_ms']} ms, {d['rps']}/s over {d['seconds']} s\"")"
-  [[ $(json "$file" "d['errors']") == 0 ]] || load_fail "$window: requests failed: $(cat "$file")"
+  [[ $(json "$file" "d['errors']") == 0 ]] && return 0
+  load_diagnose "$file"
+  load_fail "$window: requests failed: $(json "$file" "json.dumps({k: v for k, v in d.items() if k != 'error_seconds'})")"
 }
 
 # --- (a) a new release, with a batch of slow jobs in flight ------------------------------------

@@ -7,12 +7,16 @@ aggregated web metrics). It serves only these three GET paths and nothing else.
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from statuspage_platform import jsonlog
 
 HEALTHZ = "/-/healthz"
 READYZ = "/-/readyz"
@@ -37,6 +41,15 @@ class ProbeServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.registry = registry
         self.readiness = readiness
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """One JSON log line for a request that raised (a client gone mid-answer, a failing
+        readiness function), instead of socketserver's plain-text traceback on stderr, which
+        would break the JSON-lines log contract. The server keeps serving."""
+        exc = sys.exc_info()[1]
+        jsonlog.log(logging.WARNING, "probe request failed", logger="statuspage_platform.probe_server",
+                    client=client_address[0] if client_address else None,
+                    error=f"{type(exc).__name__}: {exc}" if exc else "unknown")
 
     def current_registry(self) -> CollectorRegistry:
         """The registry to expose now (a callable is called on every scrape)."""
