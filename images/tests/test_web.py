@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +141,29 @@ def test_sigterm_drains_in_flight_request(app_env: dict[str, str], released: obj
         thread.join(10)
         assert result["answer"][0] == 200 and result["answer"][2] == b"slow done\n"  # type: ignore[index]
         assert code == 0
+
+
+def test_liveness_on_the_metrics_port_answers_while_every_request_thread_is_busy(
+        app_env: dict[str, str], released: object, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The Deployment's liveness probe asks the gunicorn master (metrics port), not a request
+    thread: a loaded pod must not be restarted for answering its request port late."""
+    import socket
+
+    env = dict(app_env, GUNICORN_WORKERS="1", GUNICORN_THREADS="1")
+    with running("web", env, tmp_path_factory.mktemp("web-busy-logs")) as role:
+        wait_http(role.url("/-/healthz"), proc=role.proc)
+        wait_http(role.url("/-/healthz", metrics=True), proc=role.proc)
+        # A request whose headers never end holds the only request thread.
+        held = socket.create_connection(("127.0.0.1", role.web_port), timeout=5)
+        try:
+            held.sendall(b"GET / HTTP/1.1\r\nHost: status.example.com\r\n")
+            time.sleep(1)
+            with pytest.raises(OSError):  # the request port cannot answer now (the premise)
+                http_get(role.url("/-/healthz"), timeout=3)
+            started = time.monotonic()
+            status, _, body = http_get(role.url("/-/healthz", metrics=True), timeout=3)
+            assert (status, body) == (200, b"ok\n")
+            assert time.monotonic() - started < 1.0
+        finally:
+            held.close()
+        wait_http(role.url("/-/healthz"), timeout=30, proc=role.proc)  # and the request port recovers

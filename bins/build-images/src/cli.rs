@@ -168,41 +168,10 @@ impl Args {
         let mut trees = vec![commit::Tree { path: &self.context, must_be_versioned: false }];
         trees.extend(self.source.as_deref().map(|path| commit::Tree { path, must_be_versioned: true }));
         let commit = commit::resolve(self.sha.as_deref(), github_sha.as_deref(), &trees, self.allow_dirty)?;
-        let registry = self.registry.filter(|r| !r.is_empty()).map(|r| r.trim_end_matches('/').to_string());
-        if let Some(registry) = registry.as_deref().filter(|r| !registry_host_only(r)) {
-            return Err(BuildError::BadInput {
-                flag: "--registry",
-                value: registry.to_string(),
-                fix: "give the registry host only (host or host:port), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com, without https:// or a path".into(),
-            });
-        }
-        for reference in args::items(&self.cache_from) {
-            if let Err(e) = reference.parse::<statuspage_common::image_ref::ImageRef>() {
-                return Err(BuildError::BadInput {
-                    flag: "--cache-from",
-                    value: reference.to_string(),
-                    fix: e.to_string(),
-                });
-            }
-        }
-        let registry_auth = match (self.registry_username, self.registry_password) {
-            (Some(username), Some(password)) => Some(RegistryAuth {
-                username,
-                password,
-                origin: "--registry-username/--registry-password".into(),
-            }),
-            (None, None) => registry.as_deref().and_then(docker_config_auth),
-            _ => {
-                return Err(BuildError::BadInput {
-                    flag: "--registry-username/--registry-password",
-                    value: "only one given".into(),
-                    fix: "give both, or neither to use the Docker config".into(),
-                });
-            }
-        };
-        if let Some(auth) = &registry_auth {
-            actions::add_mask(&auth.password);
-        }
+        let registry = checked_registry(self.registry)?;
+        check_cache_from(&self.cache_from)?;
+        let registry_auth =
+            registry_auth(self.registry_username, self.registry_password, registry.as_deref())?;
         let cache_from_commit =
             match self.cache_from_commit.filter(|s| !s.is_empty() && !s.chars().all(|c| c == '0')) {
                 Some(before) => Some(commit::validate_sha("--cache-from-commit", &before)?),
@@ -234,6 +203,62 @@ impl Args {
             registry_auth,
         })
     }
+}
+
+/// `--registry` as a host (`host` or `host:port`, no scheme, no path, trailing `/` dropped);
+/// empty is none. Error: [`BuildError::BadInput`] naming the value and the form expected.
+fn checked_registry(registry: Option<String>) -> Result<Option<String>, BuildError> {
+    let registry = registry.filter(|r| !r.is_empty()).map(|r| r.trim_end_matches('/').to_string());
+    match registry {
+        Some(registry) if !registry_host_only(&registry) => Err(BuildError::BadInput {
+            flag: "--registry",
+            value: registry,
+            fix: "give the registry host only (host or host:port), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com, without https:// or a path".into(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Every `--cache-from` item must be an image reference (`repository[:tag][@digest]`).
+fn check_cache_from(cache_from: &[String]) -> Result<(), BuildError> {
+    for reference in args::items(cache_from) {
+        if let Err(e) = reference.parse::<statuspage_common::image_ref::ImageRef>() {
+            return Err(BuildError::BadInput {
+                flag: "--cache-from",
+                value: reference.to_string(),
+                fix: e.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The registry credentials: both flags, or neither (then the Docker config's entry for the
+/// registry, if any). The password is masked in Actions logs as soon as it is known.
+fn registry_auth(
+    username: Option<String>,
+    password: Option<String>,
+    registry: Option<&str>,
+) -> Result<Option<RegistryAuth>, BuildError> {
+    let auth = match (username, password) {
+        (Some(username), Some(password)) => Some(RegistryAuth {
+            username,
+            password,
+            origin: "--registry-username/--registry-password".into(),
+        }),
+        (None, None) => registry.and_then(docker_config_auth),
+        _ => {
+            return Err(BuildError::BadInput {
+                flag: "--registry-username/--registry-password",
+                value: "only one given".into(),
+                fix: "give both, or neither to use the Docker config".into(),
+            });
+        }
+    };
+    if let Some(auth) = &auth {
+        actions::add_mask(&auth.password);
+    }
+    Ok(auth)
 }
 
 /// Run the command: everything `main` does after parsing.

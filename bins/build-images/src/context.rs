@@ -94,34 +94,9 @@ pub fn pack(
         let path = path.to_path_buf();
         move |source| BuildError::Context { path, source }
     };
-    let mut files: Vec<(String, PathBuf)> = tree_files(context, &ignore_rules(context)?)?
-        .into_iter()
-        .map(|r| (r.clone(), context.join(r)))
-        .collect();
-    // As with the docker CLI, the Dockerfile is always sent, even when .dockerignore excludes it.
-    if let Some(inside) = &dockerfile_in_context {
-        let name = inside.to_string_lossy().replace('\\', "/");
-        if !files.iter().any(|(r, _)| *r == name) {
-            files.push((name, dockerfile.to_path_buf()));
-        }
-    }
+    let mut files = context_files(context, dockerfile, dockerfile_in_context.as_deref())?;
     if let Some(source) = source {
-        let prefix = format!("{SOURCE_PREFIX}/");
-        if let Some((clash, _)) = files.iter().find(|(r, _)| r.starts_with(&prefix)) {
-            return Err(BuildError::BadInput {
-                flag: "--source",
-                value: source.display().to_string(),
-                fix: format!(
-                    "the context {} already has {clash}: remove its {SOURCE_PREFIX}/ folder or drop --source",
-                    context.display()
-                ),
-            });
-        }
-        let mut rules = ignore_rules(source)?;
-        rules.exclude(".git");
-        for relative in tree_files(source, &rules)? {
-            files.push((format!("{prefix}{relative}"), source.join(relative)));
-        }
+        files.extend(source_files(context, source, &files)?);
     }
     files.sort();
 
@@ -149,6 +124,53 @@ pub fn pack(
         format!("sha256:{:x}", Sha256::digest(&bytes))
     };
     Ok(Packed { bytes: bytes.into(), dockerfile_name, digest })
+}
+
+/// The context's files (its `.dockerignore` applied) as (name in the archive, path on disk); the
+/// Dockerfile is always among them when it lies inside the context, as with the docker CLI, even
+/// when `.dockerignore` excludes it.
+fn context_files(
+    context: &Path,
+    dockerfile: &Path,
+    dockerfile_in_context: Option<&Path>,
+) -> Result<Vec<(String, PathBuf)>, BuildError> {
+    let mut files: Vec<(String, PathBuf)> = tree_files(context, &ignore_rules(context)?)?
+        .into_iter()
+        .map(|r| (r.clone(), context.join(r)))
+        .collect();
+    if let Some(inside) = dockerfile_in_context {
+        let name = inside.to_string_lossy().replace('\\', "/");
+        if !files.iter().any(|(r, _)| *r == name) {
+            files.push((name, dockerfile.to_path_buf()));
+        }
+    }
+    Ok(files)
+}
+
+/// The source tree's files under `source/` in the archive (its own `.dockerignore` applied, never
+/// `.git`). Error: [`BuildError::BadInput`] when the context already has a `source/` folder.
+fn source_files(
+    context: &Path,
+    source: &Path,
+    context_files: &[(String, PathBuf)],
+) -> Result<Vec<(String, PathBuf)>, BuildError> {
+    let prefix = format!("{SOURCE_PREFIX}/");
+    if let Some((clash, _)) = context_files.iter().find(|(r, _)| r.starts_with(&prefix)) {
+        return Err(BuildError::BadInput {
+            flag: "--source",
+            value: source.display().to_string(),
+            fix: format!(
+                "the context {} already has {clash}: remove its {SOURCE_PREFIX}/ folder or drop --source",
+                context.display()
+            ),
+        });
+    }
+    let mut rules = ignore_rules(source)?;
+    rules.exclude(".git");
+    Ok(tree_files(source, &rules)?
+        .into_iter()
+        .map(|relative| (format!("{prefix}{relative}"), source.join(relative)))
+        .collect())
 }
 
 fn ignore_rules(dir: &Path) -> Result<IgnoreRules, BuildError> {

@@ -54,9 +54,40 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
     let engine = Engine::connect().await?;
     let mut notes = Vec::new();
     let mut release = plan.release();
+    let missing = reuse_existing(config, &engine, &plan, &mut release, &mut notes).await?;
+    if missing.is_empty() {
+        notes.push("every image is already in the registry: build skipped".into());
+        return Ok(BuildOutcome { release, builder: None, targets: Vec::new(), notes });
+    }
+    let job =
+        BuildJob { engine: &engine, plan: &plan, auth: config.registry_auth.as_ref(), progress: &progress };
+    let (builder, targets) = job.missing(config, &missing, &mut notes).await?;
+    for built in &targets {
+        if let Some(image) = release.images.get_mut(&built.target) {
+            image.image_id = Some(built.image_id.clone());
+            image.size = Some(built.size);
+            image.built = Some(true);
+        }
+    }
+    if builder == Builder::Buildkit {
+        notes.extend(job.export_cache().await);
+    }
+    Ok(BuildOutcome { release, builder: Some(builder), targets, notes })
+}
 
+/// Ask the registry for each image's commit tag (with `--skip-existing` and a registry): the ones
+/// it has go into `release` with their registry digest and `built: false`. Returns the images
+/// still to build. A registry that refuses the credentials is an error; one that cannot be asked
+/// is a note (everything is built).
+async fn reuse_existing(
+    config: &BuildConfig,
+    engine: &Engine,
+    plan: &BuildPlan,
+    release: &mut Release,
+    notes: &mut Vec<String>,
+) -> Result<Vec<PlannedImage>, BuildError> {
     let existing = match (config.skip_existing && config.registry.is_some(), &config.registry_auth) {
-        (true, auth) => match existing_digests(&engine, &plan.images, auth.as_ref()).await {
+        (true, auth) => match existing_digests(engine, &plan.images, auth.as_ref()).await {
             Ok(digests) => digests,
             Err(reason) if error::is_auth_failure(&reason) => {
                 return Err(auth_error(config, "checking which images it already has", reason));
@@ -72,58 +103,20 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
     };
     let mut missing = Vec::new();
     for (image, digest) in plan.images.iter().zip(existing) {
-        match digest {
-            Some(digest) => {
-                notes.push(format!(
-                    "{} is already in the registry ({digest}): reused, not built",
-                    image.primary_ref()
-                ));
-                if let Some(entry) = release.images.get_mut(&image.target) {
-                    entry.digest = Some(digest);
-                    entry.built = Some(false);
-                }
-            }
-            None => missing.push(image.clone()),
+        let Some(digest) = digest else {
+            missing.push(image.clone());
+            continue;
+        };
+        notes.push(format!(
+            "{} is already in the registry ({digest}): reused, not built",
+            image.primary_ref()
+        ));
+        if let Some(entry) = release.images.get_mut(&image.target) {
+            entry.digest = Some(digest);
+            entry.built = Some(false);
         }
     }
-    if missing.is_empty() {
-        notes.push("every image is already in the registry: build skipped".into());
-        return Ok(BuildOutcome { release, builder: None, targets: Vec::new(), notes });
-    }
-
-    let builder = choose_builder(config.builder, &engine, &mut notes).await;
-    let job =
-        BuildJob { engine: &engine, plan: &plan, auth: config.registry_auth.as_ref(), progress: &progress };
-    let mut builder_used = builder;
-    let mut targets = job.all(&missing, builder).await;
-    if builder == Builder::Buildkit
-        && config.builder == BuilderChoice::Auto
-        && targets.iter().any(|r| matches!(r, Err(BuildError::Engine { .. })))
-    {
-        notes.push(
-            "BuildKit failed to start a session on this engine: retried with the classic builder".into(),
-        );
-        builder_used = Builder::Classic;
-        targets = job.all(&missing, Builder::Classic).await;
-    }
-    let targets: Vec<TargetBuild> = targets.into_iter().collect::<Result<_, _>>().map_err(|e| match e {
-        BuildError::StepFailed { target, step, message, .. } if error::is_auth_failure(&message) => {
-            auth_error(config, &format!("building target {target} (step `{step}`)"), message)
-        }
-        other => other,
-    })?;
-    notes.insert(0, format!("built with {builder_used}"));
-    for built in &targets {
-        if let Some(image) = release.images.get_mut(&built.target) {
-            image.image_id = Some(built.image_id.clone());
-            image.size = Some(built.size);
-            image.built = Some(true);
-        }
-    }
-    if builder_used == Builder::Buildkit {
-        notes.extend(job.export_cache().await);
-    }
-    Ok(BuildOutcome { release, builder: Some(builder_used), targets, notes })
+    Ok(missing)
 }
 
 /// A registry's refusal of the credentials, naming the registry (the one the message names, else
@@ -169,6 +162,37 @@ impl BuildJob<'_> {
         }
         (self.progress)(ProgressEvent::TargetFinished { target: image.target.clone() });
         result
+    }
+
+    /// Build the missing targets with the builder `config` asks for (BuildKit when the engine
+    /// offers it); with `auto`, a BuildKit session the engine could not start is retried with the
+    /// classic builder. Returns the builder used and one result per target, in order.
+    async fn missing(
+        &self,
+        config: &BuildConfig,
+        missing: &[PlannedImage],
+        notes: &mut Vec<String>,
+    ) -> Result<(Builder, Vec<TargetBuild>), BuildError> {
+        let mut builder = choose_builder(config.builder, self.engine, notes).await;
+        let mut targets = self.all(missing, builder).await;
+        if builder == Builder::Buildkit
+            && config.builder == BuilderChoice::Auto
+            && targets.iter().any(|r| matches!(r, Err(BuildError::Engine { .. })))
+        {
+            notes.push(
+                "BuildKit failed to start a session on this engine: retried with the classic builder".into(),
+            );
+            builder = Builder::Classic;
+            targets = self.all(missing, Builder::Classic).await;
+        }
+        let targets = targets.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| match e {
+            BuildError::StepFailed { target, step, message, .. } if error::is_auth_failure(&message) => {
+                auth_error(config, &format!("building target {target} (step `{step}`)"), message)
+            }
+            other => other,
+        })?;
+        notes.insert(0, format!("built with {builder}"));
+        Ok((builder, targets))
     }
 
     /// One target after another, stopping at the first failure. The first build makes every

@@ -183,25 +183,7 @@ impl BuildPlan {
             .map_err(|_| BuildError::MissingDockerfile(dockerfile.clone()))?;
         let info = DockerfileInfo::parse(&text);
         validate_against_dockerfile(config, &info, &dockerfile)?;
-        if let Some(source) = config.source.as_ref().filter(|s| !s.is_dir()) {
-            return Err(BuildError::BadInput {
-                flag: "--source",
-                value: source.display().to_string(),
-                fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
-            });
-        }
-        if config.source.is_none() && info.has_stage(SOURCE_STAGE) && !config.context.join("source").is_dir()
-        {
-            return Err(BuildError::BadInput {
-                flag: "--source",
-                value: "(not given)".into(),
-                fix: format!(
-                    "the Dockerfile's {SOURCE_STAGE} stage copies source/ from the context, and {} has none: \
-                     pass --source DIR (e.g. a Status-Page checkout)",
-                    config.context.join("source").display()
-                ),
-            });
-        }
+        check_source(config, &info)?;
         let packed = context::pack(
             &config.context,
             &dockerfile,
@@ -217,23 +199,8 @@ impl BuildPlan {
             .map(|spec| planned_image(config, &spec.target, &spec.repository, tags.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let targets: Vec<&str> = config.targets.iter().map(|t| t.target.as_str()).collect();
-        let copied_only = info.copied_only_stages(&targets);
-        let cache_image = |stage: &String, tag: &str| {
-            planned_image(config, stage, &config.targets[0].repository, vec![format!("cache-{stage}-{tag}")])
-        };
-        let cache_images = match (&config.registry, config.export_cache) {
-            (Some(_), true) => {
-                copied_only.iter().map(|stage| cache_image(stage, &commit_tag)).collect::<Result<_, _>>()?
-            }
-            _ => Vec::new(),
-        };
-        let mut cache_from = config.cache_from.clone();
-        if let Some(before) = &config.cache_from_commit {
-            cache_from.extend(images.iter().map(|image| format!("{}:{before}", image.name)));
-            for stage in copied_only.iter().filter(|_| config.registry.is_some()) {
-                cache_from.push(cache_image(stage, before)?.primary_ref());
-            }
-        }
+        let (cache_images, cache_from) =
+            cache_plan(config, &info.copied_only_stages(&targets), &images, &commit_tag)?;
         Ok(Self {
             context: config.context.clone(),
             packed,
@@ -378,6 +345,59 @@ fn labels(config: &BuildConfig, commit_tag: &str) -> BTreeMap<String, String> {
         labels.insert("org.opencontainers.image.source".into(), source.clone());
     }
     labels
+}
+
+/// `--source` must be a folder; without it, a Dockerfile with a source stage needs `source/` in
+/// the context. Error: [`BuildError::BadInput`] naming what is missing and what to pass.
+fn check_source(config: &BuildConfig, info: &DockerfileInfo) -> Result<(), BuildError> {
+    if let Some(source) = config.source.as_ref().filter(|s| !s.is_dir()) {
+        return Err(BuildError::BadInput {
+            flag: "--source",
+            value: source.display().to_string(),
+            fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
+        });
+    }
+    if config.source.is_none() && info.has_stage(SOURCE_STAGE) && !config.context.join("source").is_dir() {
+        return Err(BuildError::BadInput {
+            flag: "--source",
+            value: "(not given)".into(),
+            fix: format!(
+                "the Dockerfile's {SOURCE_STAGE} stage copies source/ from the context, and {} has none: \
+                 pass --source DIR (e.g. a Status-Page checkout)",
+                config.context.join("source").display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The cache images to export (one per stage the targets only `COPY --from`, tagged
+/// `cache-<stage>-<commit tag>` in the first target's repository; only with a registry and the
+/// export on) and the `cache-from` references: `--cache-from`, plus, with `--cache-from-commit`,
+/// that commit's images and cache images.
+fn cache_plan(
+    config: &BuildConfig,
+    copied_only: &[String],
+    images: &[PlannedImage],
+    commit_tag: &str,
+) -> Result<(Vec<PlannedImage>, Vec<String>), BuildError> {
+    let cache_image = |stage: &String, tag: &str| {
+        planned_image(config, stage, &config.targets[0].repository, vec![format!("cache-{stage}-{tag}")])
+    };
+    let cache_images = match (&config.registry, config.export_cache) {
+        (Some(_), true) => {
+            copied_only.iter().map(|stage| cache_image(stage, commit_tag)).collect::<Result<_, _>>()?
+        }
+        _ => Vec::new(),
+    };
+    let mut cache_from = config.cache_from.clone();
+    if let Some(before) = &config.cache_from_commit {
+        cache_from.extend(images.iter().map(|image| format!("{}:{before}", image.name)));
+        for stage in copied_only.iter().filter(|_| config.registry.is_some()) {
+            cache_from.push(cache_image(stage, before)?.primary_ref());
+        }
+    }
+    Ok((cache_images, cache_from))
 }
 
 #[cfg(test)]

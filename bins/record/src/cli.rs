@@ -433,31 +433,7 @@ async fn run_finish(args: &FinishArgs) -> Result<u8, RecordError> {
     };
     let finished = crate::finish(&api, &release, &config).await;
     print_transcript(&api, args.github.dry_run);
-    if let Some(out) = OutputFile::from_env() {
-        let written = match &finished.written {
-            Some(crate::writeback::Written::Committed { sha }) => format!("commit {sha}"),
-            Some(crate::writeback::Written::PullRequest { url, .. }) => format!("pull-request {url}"),
-            Some(crate::writeback::Written::Unchanged) => "unchanged".into(),
-            None => String::new(),
-        };
-        out.set("written", &written)?;
-        out.set("recorded", if finished.errors.is_empty() { "true" } else { "false" })?;
-        out.set("environment-url", config.environment_url.as_deref().unwrap_or(""))?;
-    }
-    if actions::in_github_actions() {
-        actions::append_step_summary(&finished.summary)?;
-    } else if !args.github.dry_run {
-        eprint!("{}", finished.summary);
-    }
-    match &finished.written {
-        Some(crate::writeback::Written::Committed { sha }) => {
-            eprintln!("overlay committed to {}: {sha}", args.branch)
-        }
-        Some(crate::writeback::Written::PullRequest { url, .. }) => {
-            eprintln!("overlay change proposed: {url}")
-        }
-        _ => {}
-    }
+    publish_finish(args, &config, &finished)?;
     for e in &finished.errors {
         report(e);
     }
@@ -470,6 +446,39 @@ async fn run_finish(args: &FinishArgs) -> Result<u8, RecordError> {
         );
         Ok(EXIT_NOT_RECORDED)
     }
+}
+
+/// What `finish` tells its caller: the step outputs (`written`, `recorded`, `environment-url`),
+/// the step summary (stderr outside Actions, unless a dry run), and one line on stderr for the
+/// overlay written back.
+fn publish_finish(
+    args: &FinishArgs,
+    config: &FinishConfig,
+    finished: &crate::Finished,
+) -> Result<(), RecordError> {
+    use crate::writeback::Written;
+    if let Some(out) = OutputFile::from_env() {
+        let written = match &finished.written {
+            Some(Written::Committed { sha }) => format!("commit {sha}"),
+            Some(Written::PullRequest { url, .. }) => format!("pull-request {url}"),
+            Some(Written::Unchanged) => "unchanged".into(),
+            None => String::new(),
+        };
+        out.set("written", &written)?;
+        out.set("recorded", if finished.errors.is_empty() { "true" } else { "false" })?;
+        out.set("environment-url", config.environment_url.as_deref().unwrap_or(""))?;
+    }
+    if actions::in_github_actions() {
+        actions::append_step_summary(&finished.summary)?;
+    } else if !args.github.dry_run {
+        eprint!("{}", finished.summary);
+    }
+    match &finished.written {
+        Some(Written::Committed { sha }) => eprintln!("overlay committed to {}: {sha}", args.branch),
+        Some(Written::PullRequest { url, .. }) => eprintln!("overlay change proposed: {url}"),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Run the command: everything `main` does after parsing; returns the exit code.

@@ -48,37 +48,8 @@ pub fn markdown(input: &SummaryInput<'_>) -> String {
         if let Some(seconds) = input.seconds {
             md.push_str(&format!(", {seconds} s from start of rollout to Ready"));
         }
-        md.push_str("\n\n| component | image | digest | replicas | result |\n|---|---|---|---|---|\n");
-        let deployments: Vec<&Value> = input
-            .rollout
-            .and_then(|r| r.get("deployments"))
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        for (component, image) in &release.images {
-            let deployment = deployments.iter().find(|d| {
-                d.get("images").and_then(Value::as_array).is_some_and(|imgs| {
-                    imgs.iter().filter_map(Value::as_str).any(|i| i.starts_with(&image.repository))
-                })
-            });
-            let replicas = deployment
-                .map(|d| {
-                    let n = |k: &str| d.get(k).and_then(Value::as_i64).unwrap_or(0);
-                    format!("{}/{} ready", n("ready_replicas"), n("replicas"))
-                })
-                .unwrap_or_else(|| "-".into());
-            let outcome =
-                deployment.and_then(|d| d.get("result")).and_then(Value::as_str).unwrap_or("-").to_string();
-            md.push_str(&format!(
-                "| {} | `{}:{}` | `{}` | {} | {} |\n",
-                markdown_cell(component),
-                markdown_cell(&image.repository),
-                markdown_cell(&image.tag[..image.tag.len().min(12)]),
-                markdown_cell(image.digest.as_deref().map(short).unwrap_or("-")),
-                markdown_cell(&replicas),
-                markdown_cell(&outcome),
-            ));
-        }
+        md.push_str("\n\n");
+        md.push_str(&images_table(release, input.rollout));
         md.push('\n');
     }
     if let Some(migration) = input.rollout.and_then(|r| r.get("migration")) {
@@ -92,6 +63,57 @@ pub fn markdown(input: &SummaryInput<'_>) -> String {
     if let Some(url) = input.environment_url {
         md.push_str(&format!("Environment: {url}\n\n"));
     }
+    md.push_str(&record_lines(input));
+    if let Some(error) = &input.record_error {
+        md.push_str(&format!(
+            "**The GitHub record could not be written** (the deploy is unaffected): {}\n\n",
+            markdown_cell(error)
+        ));
+    }
+    md
+}
+
+/// The release's images as a Markdown table: component, `repository:tag` (tag cut to 12
+/// characters), short digest, and from the rollout report (`deployments[]`, matched by image
+/// repository) the ready/desired replicas and the result; `-` where the report has nothing.
+fn images_table(release: &Release, rollout: Option<&Value>) -> String {
+    let mut md = String::from("| component | image | digest | replicas | result |\n|---|---|---|---|---|\n");
+    let deployments: Vec<&Value> = rollout
+        .and_then(|r| r.get("deployments"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    for (component, image) in &release.images {
+        let deployment = deployments.iter().find(|d| {
+            d.get("images").and_then(Value::as_array).is_some_and(|imgs| {
+                imgs.iter().filter_map(Value::as_str).any(|i| i.starts_with(&image.repository))
+            })
+        });
+        let replicas = deployment
+            .map(|d| {
+                let n = |k: &str| d.get(k).and_then(Value::as_i64).unwrap_or(0);
+                format!("{}/{} ready", n("ready_replicas"), n("replicas"))
+            })
+            .unwrap_or_else(|| "-".into());
+        let outcome = deployment.and_then(|d| d.get("result")).and_then(Value::as_str).unwrap_or("-");
+        md.push_str(&format!(
+            "| {} | `{}:{}` | `{}` | {} | {} |\n",
+            markdown_cell(component),
+            markdown_cell(&image.repository),
+            markdown_cell(&image.tag[..image.tag.len().min(12)]),
+            markdown_cell(image.digest.as_deref().map(short).unwrap_or("-")),
+            markdown_cell(&replicas),
+            markdown_cell(outcome),
+        ));
+    }
+    md.push('\n');
+    md
+}
+
+/// What the record step wrote: the overlay written back (commit link, pull request, or nothing
+/// to change) and the GitHub deployment with the run's log.
+fn record_lines(input: &SummaryInput<'_>) -> String {
+    let mut md = String::new();
     match input.written {
         Some(Written::Committed { sha }) => {
             let link = input
@@ -111,12 +133,6 @@ pub fn markdown(input: &SummaryInput<'_>) -> String {
             md.push_str(&format!(", log {run}"));
         }
         md.push_str("\n\n");
-    }
-    if let Some(error) = &input.record_error {
-        md.push_str(&format!(
-            "**The GitHub record could not be written** (the deploy is unaffected): {}\n\n",
-            markdown_cell(error)
-        ));
     }
     md
 }
