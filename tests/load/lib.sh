@@ -99,12 +99,18 @@ load_stats() { curl -sf --max-time 5 "$LOAD_URL/stats" >"$1"; }
 settle() {
   local component
   for component in "$@"; do
+    local start=$SECONDS terminating=""
     kubectl -n "$APP_NS" rollout status "deployment/statuspage-$component" --timeout=300s >/dev/null
     for _ in $(seq 1 600); do
-      [[ -z $(kubectl -n "$APP_NS" get pods -l "app.kubernetes.io/component=$component" \
-        -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name}{end}') ]] && break
+      terminating=$(kubectl -n "$APP_NS" get pods -l "app.kubernetes.io/component=$component" \
+        -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}{.metadata.name} {end}')
+      [[ -z $terminating ]] && break
       sleep 0.5
     done
+    # Old pods drain within their preStop sleep and stop (web: 40 s + drain): say when one took
+    # much longer, so a slow window can be explained from the log.
+    ((SECONDS - start < 90)) && [[ -z $terminating ]] ||
+      load_log "settle $component: $((SECONDS - start))s${terminating:+, still terminating: $terminating}"
   done
 }
 
