@@ -88,8 +88,9 @@ run_act ci .github/workflows/ci.yml -j self-test || { show ci; fail "ci.yml self
 for job in 'self-test: patch' 'self-test: failures are failures' 'self-test: all results'; do
   grep -qE "^\[ci/$job *\] .*Job succeeded" "$work/ci.log" || { show ci; fail "ci.yml job '$job' did not succeed"; }
 done
+# (On failure: that job's own lines, not the log's tail, which belongs to whichever job ended last.)
 grep -q '::error file=manifests/app/overlays/local/kustomization.yaml,line=[0-9]*::.*not at the release' "$work/ci.log" ||
-  { show ci; fail "the expected drift failure has no annotation at the overlay's line"; }
+  { grep -F '[ci/self-test: failures are failures' "$work/ci.log" | tail -n 80 >&2; fail "the expected drift failure has no annotation at the overlay's line"; }
 echo "[act] ci.yml self-test jobs: green, the expected failures failed with their annotations" >&2
 
 run_act deploy || { show deploy; fail "deploy workflow"; }
