@@ -67,20 +67,6 @@ pub enum PatchError {
     /// The release document is unreadable or malformed.
     #[error(transparent)]
     Release(#[from] statuspage_common::release::ReleaseError),
-    /// A field of the release document is unusable.
-    #[error("release document {origin}: images.{component}.{field} value {value:?} is invalid: {fix}")]
-    ReleaseField {
-        /// Where the document came from.
-        origin: String,
-        /// The component (`web`, ...).
-        component: String,
-        /// The field (`repository`, `tag`, `digest`).
-        field: &'static str,
-        /// The value found.
-        value: String,
-        /// What to do.
-        fix: String,
-    },
     /// The release document has no images at all.
     #[error(
         "release document {0} has no images: pass the document statuspage-build or statuspage-push printed"

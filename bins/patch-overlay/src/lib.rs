@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use statuspage_common::image_ref::{self, ImageRef};
-use statuspage_common::release::{Release, ReleaseImage};
+use statuspage_common::release::Release;
 
 pub use error::PatchError;
 pub use kustomization::{DesiredImage, EntryValues, ImageChange, Update};
@@ -79,9 +78,11 @@ pub fn desired_images(
             ),
         });
     }
+    // The checks every binary applies to a release document (repository, tag, digest, …); the
+    // CLI has run them while parsing, a library caller may not have.
+    release.validate(origin)?;
     let mut wanted: Vec<DesiredImage> = Vec::new();
     for (component, image) in &release.images {
-        check_image(origin, component, image)?;
         let name = image_names.get(component).cloned().unwrap_or_else(|| format!("statuspage-{component}"));
         if let Some(other) = wanted.iter().find(|w| w.name == name) {
             return Err(PatchError::BadInput {
@@ -102,47 +103,6 @@ pub fn desired_images(
         });
     }
     Ok(wanted)
-}
-
-/// One release image's fields: `repository` a lowercase `registry/repository` without tag or
-/// digest, `tag` a valid tag, `digest` (when present) `sha256:` and 64 hex characters. Error:
-/// [`PatchError::ReleaseField`] naming the document, component, field, value and fix.
-fn check_image(origin: &str, component: &str, image: &ReleaseImage) -> Result<(), PatchError> {
-    let field = |field: &'static str, value: &str, fix: &str| PatchError::ReleaseField {
-        origin: origin.to_string(),
-        component: component.to_string(),
-        field,
-        value: value.to_string(),
-        fix: fix.to_string(),
-    };
-    let repository_ok = image
-        .repository
-        .parse::<ImageRef>()
-        .is_ok_and(|r| r.tag.is_none() && r.digest.is_none() && r.name() == image.repository);
-    if !repository_ok {
-        return Err(field(
-            "repository",
-            &image.repository,
-            "give registry/repository in lowercase, without tag or digest",
-        ));
-    }
-    if !image_ref::valid_tag(&image.tag) {
-        return Err(field(
-            "tag",
-            &image.tag,
-            "give 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-' (the build step writes the commit SHA)",
-        ));
-    }
-    if let Some(digest) = &image.digest
-        && format!("{}@{digest}", image.repository).parse::<ImageRef>().is_err()
-    {
-        return Err(field(
-            "digest",
-            digest,
-            "give sha256: followed by 64 lowercase hex characters (the push step writes it), or leave it out",
-        ));
-    }
-    Ok(())
 }
 
 /// Validate, compute the edit, and write, print or check it according to `config.mode`.
