@@ -254,6 +254,12 @@ TOML
 }
 JSON
 
+  # Disk-based eviction and image garbage collection are off (as kind configures its nodes). The
+  # kubelet measures disk use from statfs's blocks available to unprivileged users: on these
+  # machines most of the disk is reserved for root, so "99 % full" comes while root (the test run)
+  # still writes freely. A CI run once reached it in the middle of suite 20: the image GC removed the
+  # sandbox (pause) image, the one image nothing can pull, and every later pod stayed in
+  # ContainerCreating (FailedCreatePodSandBox). A test cluster's images are its fixtures, not a cache.
   cat >"$K8S_DIR/kubelet-config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -282,9 +288,9 @@ protectKernelDefaults: false
 syncFrequency: 10s
 fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 5s
-evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
-imageGCHighThresholdPercent: 99
-imageGCLowThresholdPercent: 98
+evictionHard: {memory.available: 100Mi, nodefs.available: "0%", imagefs.available: "0%", nodefs.inodesFree: "0%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
 maxPods: 50
 YAML
 
@@ -319,9 +325,10 @@ prepare_host() {
   sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 >/dev/null
 }
 
-# A FROM scratch image holding only the statically linked pause binary, imported into containerd
-# and pinned (the CRI's label), so the kubelet's image garbage collection never removes it: under
-# disk pressure it once did, and every new pod then stayed in ContainerCreating.
+# A FROM scratch image holding only the statically linked pause binary, imported into containerd.
+# The CRI's pin label is set too, but Debian's containerd 1.6 does not report it to the kubelet
+# (pinned images came with containerd 1.7): what keeps this image is the kubelet configuration
+# above, which turns image garbage collection off.
 import_pause() {
   if ctr_k8s images ls -q 2>/dev/null | grep -qx "$PAUSE_IMAGE"; then
     ctr_k8s images label "$PAUSE_IMAGE" io.cri-containerd.pinned=pinned >/dev/null

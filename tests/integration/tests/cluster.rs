@@ -607,3 +607,33 @@ async fn real_cluster_admission_applies_limit_range_and_resource_quota() -> Resu
     delete_namespace(&client, &ns).await;
     Ok(())
 }
+
+/// The node's kubelet never removes an image or evicts a pod for disk: it reads disk use from the
+/// blocks available to unprivileged users, and on these machines most of the disk is reserved for
+/// root, so it once judged the disk 99 % full mid-run and removed the sandbox (pause) image, which
+/// nothing can pull back (every later pod: FailedCreatePodSandBox). Read from the kubelet's own
+/// `/configz` on its own port (the API server's node proxy refuses a loopback node address), with
+/// the admin credentials the kubelet's webhook authorization accepts.
+#[tokio::test]
+async fn real_node_kubelet_keeps_every_image_and_never_evicts_for_disk() -> Result<()> {
+    stack_env()?;
+    let mut config = kube::Config::infer().await.context("kube config from KUBECONFIG")?;
+    config.cluster_url = "https://127.0.0.1:10250".parse()?;
+    let kubelet = Client::try_from(config)?;
+    let request = http::Request::get("/configz").body(Vec::new())?;
+    let configz: Value = kubelet.request(request).await.context("the kubelet's /configz on 127.0.0.1:10250")?;
+    let config = &configz["kubeletconfig"];
+    ensure!(
+        config["imageGCHighThresholdPercent"] == json!(100),
+        "image garbage collection is on (imageGCHighThresholdPercent {}): it can remove the pause image",
+        config["imageGCHighThresholdPercent"]
+    );
+    for signal in ["nodefs.available", "imagefs.available", "nodefs.inodesFree"] {
+        ensure!(
+            config["evictionHard"][signal] == json!("0%"),
+            "disk eviction {signal} is {} (want \"0%\"): the kubelet would evict pods and remove images",
+            config["evictionHard"][signal]
+        );
+    }
+    Ok(())
+}
