@@ -127,3 +127,29 @@ impl Cluster {
         Self { deployments, statefulsets, daemonsets, replicasets, jobs, pods, changed, task }
     }
 }
+
+#[cfg(test)]
+impl Cluster {
+    /// A Deployment's view from in-memory stores (no API server), kept by the returned writers.
+    pub fn from_stores() -> (
+        Self,
+        reflector::store::Writer<Deployment>,
+        reflector::store::Writer<ReplicaSet>,
+        reflector::store::Writer<Pod>,
+    ) {
+        let (deployments, d) = reflector::store();
+        let (replicasets, r) = reflector::store();
+        let (pods, p) = reflector::store();
+        let cluster = Self {
+            deployments,
+            statefulsets: unwatched().0,
+            daemonsets: unwatched().0,
+            replicasets,
+            jobs: unwatched().0,
+            pods,
+            changed: Arc::new(Notify::new()),
+            task: tokio::spawn(async {}),
+        };
+        (cluster, d, r, p)
+    }
+}

@@ -49,7 +49,7 @@ use statuspage_common::release::Release;
 pub use error::RolloutError;
 pub use manifests::Object;
 pub use outcome::{Outcome, Verdict};
-use report::{Action, MigrationResult, Report, WorkloadResult};
+use report::{Action, MigrationResult, Report, WorkloadReport, WorkloadResult};
 use reporter::Reporter;
 use stop::Stop;
 use validate::Plan;
@@ -316,7 +316,10 @@ async fn finish(
                     Some(Settled::Failed(_)) => failed,
                     None => WorkloadResult::Stopped,
                 };
-                workloads::report(cluster, t, result)
+                match waited.seen.get(&t.label()) {
+                    Some(seen) => WorkloadReport { result, ..seen.clone() },
+                    None => workloads::report(cluster, t, result),
+                }
             })
             .collect::<Vec<_>>()
     };

@@ -14,9 +14,11 @@ use kube::ResourceExt as _;
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::report::{WorkloadReport, WorkloadResult};
 use crate::reporter::Reporter;
 use crate::status::{self, FailFast, JobState, RolloutState};
 use crate::stop::{Stop, StopReason};
+use crate::workloads;
 
 /// The kinds the driver awaits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,6 +96,10 @@ pub struct Waited {
     pub settled: Vec<(Target, Settled)>,
     /// Set when a signal or a lost Lease ended the wait.
     pub stopped: Option<StopReason>,
+    /// Each settled workload's report row as the stores showed it at the moment it settled (its
+    /// `result` is set by the caller), by [`Target::label`]. What made the wait call a workload
+    /// done is what its report shows, not the stores' state after the other targets and prune.
+    pub seen: BTreeMap<String, WorkloadReport>,
 }
 
 impl Waited {
@@ -285,6 +291,7 @@ pub async fn wait(
     let mut trackers: BTreeMap<String, FailFast> = BTreeMap::new();
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     let mut settled: BTreeMap<String, Settled> = BTreeMap::new();
+    let mut seen: BTreeMap<String, WorkloadReport> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
@@ -305,15 +312,21 @@ pub async fn wait(
             };
             if let Some(result) = result {
                 out.line(format!("  {}: {}", target.label(), describe(&result)));
+                if target.kind != Kind::Job {
+                    seen.insert(
+                        target.label(),
+                        workloads::report(cluster, target, WorkloadResult::Available),
+                    );
+                }
                 settled.insert(target.label(), result);
             }
         }
         let failed = settled.values().any(|s| matches!(s, Settled::Failed(_)));
         if failed || settled.len() == targets.len() {
-            return finish(targets, settled, None);
+            return finish(targets, settled, seen, None);
         }
         tokio::select! {
-            reason = stop.stopped() => return finish(targets, settled, Some(reason)),
+            reason = stop.stopped() => return finish(targets, settled, seen, Some(reason)),
             () = tokio::time::sleep_until(deadline) => {
                 let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
                 for target in open {
@@ -323,7 +336,7 @@ pub async fn wait(
                         Settled::Failed(format!("not done within {}s ({what})", timeout.as_secs())),
                     );
                 }
-                return finish(targets, settled, None);
+                return finish(targets, settled, seen, None);
             }
             () = cluster.changed.notified() => {}
             _ = tick.tick() => {}
@@ -339,7 +352,83 @@ fn describe(settled: &Settled) -> String {
     }
 }
 
-fn finish(targets: &[Target], mut settled: BTreeMap<String, Settled>, stopped: Option<StopReason>) -> Waited {
+fn finish(
+    targets: &[Target],
+    mut settled: BTreeMap<String, Settled>,
+    seen: BTreeMap<String, WorkloadReport>,
+    stopped: Option<StopReason>,
+) -> Waited {
     let settled = targets.iter().filter_map(|t| Some((t.clone(), settled.remove(&t.label())?))).collect();
-    Waited { settled, stopped }
+    Waited { settled, stopped, seen }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+
+    fn from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// A rolled-out Deployment of one replica: its ReplicaSet of revision 1 and one Ready pod.
+    fn rolled_out() -> (Deployment, ReplicaSet, Pod) {
+        let revision = json!({"deployment.kubernetes.io/revision": "1"});
+        let deployment = from(json!({
+            "metadata": {"name": "worker", "uid": "d-1", "generation": 1, "annotations": revision},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        }));
+        let owner = |uid: &str| json!([{"apiVersion": "apps/v1", "kind": "x", "name": "x", "uid": uid}]);
+        let replicaset = from(json!({
+            "metadata": {"name": "worker-1", "uid": "rs-1", "annotations": revision, "ownerReferences": owner("d-1")},
+        }));
+        let pod = from(json!({
+            "metadata": {"name": "worker-1-a", "uid": "p-1", "ownerReferences": owner("rs-1")},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "worker", "image": "w", "imageID": "w@sha256:1", "ready": true,
+                    "restartCount": 0}],
+            },
+        }));
+        (deployment, replicaset, pod)
+    }
+
+    /// A settled workload's report row is what the stores showed when it settled: the stores may
+    /// change before the report is written (other targets, prune), and the row of a workload the
+    /// wait called available must not say 0 ready and nothing running (seen in a clean-clone run).
+    #[tokio::test]
+    async fn a_settled_workload_is_reported_as_it_was_when_it_settled() {
+        let (cluster, mut d, mut r, mut p) = Cluster::from_stores();
+        let (deployment, replicaset, pod) = rolled_out();
+        d.apply_watcher_event(&Event::Apply(deployment));
+        r.apply_watcher_event(&Event::Apply(replicaset));
+        p.apply_watcher_event(&Event::Apply(pod.clone()));
+        let target = Target {
+            kind: Kind::Deployment,
+            name: "worker".into(),
+            uid: "d-1".into(),
+            generation: 1,
+            since: None,
+        };
+        let out = Reporter::detect();
+        let waited =
+            wait(&cluster, std::slice::from_ref(&target), Duration::from_secs(5), None, &Stop::new(), &out)
+                .await;
+        assert_eq!(
+            waited.settled.iter().map(|(_, s)| s.clone()).collect::<Vec<_>>(),
+            vec![Settled::Complete]
+        );
+        p.apply_watcher_event(&Event::Delete(pod));
+        assert_eq!(
+            workloads::report(&cluster, &target, WorkloadResult::Available).ready_replicas,
+            0,
+            "the stores moved on"
+        );
+        let seen = &waited.seen["Deployment/worker"];
+        assert_eq!((seen.ready_replicas, seen.running.clone()), (1, vec!["w@sha256:1".to_string()]));
+    }
 }

@@ -621,7 +621,8 @@ async fn real_node_kubelet_keeps_every_image_and_never_evicts_for_disk() -> Resu
     config.cluster_url = "https://127.0.0.1:10250".parse()?;
     let kubelet = Client::try_from(config)?;
     let request = http::Request::get("/configz").body(Vec::new())?;
-    let configz: Value = kubelet.request(request).await.context("the kubelet's /configz on 127.0.0.1:10250")?;
+    let configz: Value =
+        kubelet.request(request).await.context("the kubelet's /configz on 127.0.0.1:10250")?;
     let config = &configz["kubeletconfig"];
     ensure!(
         config["imageGCHighThresholdPercent"] == json!(100),
