@@ -46,24 +46,30 @@ settle web worker scheduler
 load_stats "$LOAD_STATE/a.json"
 report "(a) rollout of a new release" "$LOAD_STATE/a.json"
 
-# The release's migration ran before any Deployment changed: its Job completed before the new
-# ReplicaSets were created.
-python3 - "$LOAD_STATE/r2.json" <(kubectl -n "$APP_NS" get jobs,replicasets -o json) <<'PY' || load_fail "migration order"
+# The release's migration ran before any Deployment changed: its Job's pod had finished (its
+# container's finishedAt; the Job's completionTime comes a batch period later, and the rollout
+# goes on at the pod's success) before the new ReplicaSets were created.
+python3 - "$LOAD_STATE/r2.json" <(kubectl -n "$APP_NS" get jobs,replicasets,pods -o json) <<'PY' || load_fail "migration order"
 import json, sys
 release = json.load(open(sys.argv[1]))
 items = json.load(open(sys.argv[2]))["items"]
 digest = release["images"]["web"]["digest"]
 jobs = [i for i in items if i["kind"] == "Job" and digest in i["spec"]["template"]["spec"]["containers"][0]["image"]]
 assert len(jobs) == 1, f"one migration Job for the release, found {len(jobs)}"
-done = jobs[0]["status"].get("completionTime")
-assert done, "the release's migration Job did not complete"
+assert jobs[0]["status"].get("completionTime"), "the release's migration Job did not complete"
+uid = jobs[0]["metadata"]["uid"]
+pods = [i for i in items if i["kind"] == "Pod" and any(o["uid"] == uid for o in i["metadata"].get("ownerReferences", []))]
+finished = [c["state"]["terminated"]["finishedAt"] for p in pods if p["status"].get("phase") == "Succeeded"
+            for c in p["status"].get("containerStatuses", []) if "terminated" in c.get("state", {})]
+assert finished, f"no succeeded pod of the migration Job found ({len(pods)} pods)"
+done = min(finished)
 for component in ("web", "worker", "scheduler"):
     image = release["images"][component]["digest"]
     sets = [i for i in items if i["kind"] == "ReplicaSet" and image in i["spec"]["template"]["spec"]["containers"][0]["image"]]
     assert sets, f"no ReplicaSet runs the release's {component} image"
     created = sets[0]["metadata"]["creationTimestamp"]
-    assert done <= created, f"{component}'s ReplicaSet was created at {created}, before the migration completed at {done}"
-print(f"[load] migration Job completed at {done}, before the release's ReplicaSets were created", file=sys.stderr)
+    assert done <= created, f"{component}'s ReplicaSet was created at {created}, before the migration's pod finished at {done}"
+print(f"[load] migration pod finished at {done}, before the release's ReplicaSets were created", file=sys.stderr)
 PY
 
 # Every job of the batch ran exactly once, although the workers were replaced mid-batch.

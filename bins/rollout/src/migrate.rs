@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::Api;
-use kube::api::DeleteParams;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams};
+use kube::{Api, ResourceExt as _};
 use tokio::time::Instant;
 
 use crate::cluster::Cluster;
@@ -29,12 +30,35 @@ pub enum Migrated {
     Stopped(StopReason),
 }
 
+/// Where a Job stands, read as the wait reads it: its conditions, and for a Job of one pod its
+/// pods (listed by the `batch.kubernetes.io/job-name` label, owned by the Job's UID), see
+/// [`status::job_state`]. Errors: the pod list failing ([`RolloutError`] naming it).
+pub async fn job_state(ctx: &Ctx<'_>, job: &Job) -> Result<JobState, RolloutError> {
+    let conditions = status::job_state(job, []);
+    if conditions != JobState::Running || !status::single_pod(job) {
+        return Ok(conditions);
+    }
+    let name = job.metadata.name.as_deref().unwrap_or_default();
+    let namespace = job.metadata.namespace.as_deref().unwrap_or(&ctx.namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}"));
+    let list =
+        pods.list(&params).await.map_err(RolloutError::kube(format!("listing the pods of Job/{name}")))?;
+    let uid = job.metadata.uid.as_deref().unwrap_or_default();
+    let owned = list.items.iter().filter(|p| p.owner_references().iter().any(|o| o.uid == uid));
+    Ok(status::job_state(job, owned))
+}
+
 /// Run the migration Job and wait for it.
 pub async fn migrate(ctx: &Ctx<'_>, cluster: &Cluster, job: &Resolved) -> Result<Migrated, RolloutError> {
     let name = job.object.name().to_string();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job.namespace());
     let existing = jobs.get_opt(&name).await.map_err(RolloutError::kube(format!("reading Job/{name}")))?;
-    let target = match existing.as_ref().map(|j| (j, status::job_state(j))) {
+    let state = match &existing {
+        Some(j) => Some(job_state(ctx, j).await?),
+        None => None,
+    };
+    let target = match existing.as_ref().zip(state) {
         Some((_, JobState::Complete)) => {
             ctx.out.line(format!("  Job/{name} already completed for this template: not run again"));
             return Ok(Migrated::Done(MigrationResult::AlreadyComplete));

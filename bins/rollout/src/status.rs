@@ -246,8 +246,13 @@ pub enum JobState {
     Failed(String),
 }
 
-/// Evaluate a Job from its conditions.
-pub fn job_state(job: &Job) -> JobState {
+/// Evaluate a Job from its conditions (`Complete`; `Failed` or `FailureTarget` with reason and
+/// message) and, for a Job of one pod (see [`single_pod`]), from `pods` (the Job's own pods): one
+/// that has `Succeeded` is the Job's success. The Job controller writes `Complete` about a second
+/// later (it batches pod updates, kube-controller-manager's `syncJobBatchPeriod` of 1 s), so every
+/// reader of a migration Job's state (the wait, validation's "another migration still running",
+/// the migration's "already complete") reads it through this one function and they agree.
+pub fn job_state<'a>(job: &Job, pods: impl IntoIterator<Item = &'a Pod>) -> JobState {
     for condition in job.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
         if condition.status != "True" {
             continue;
@@ -264,7 +269,21 @@ pub fn job_state(job: &Job) -> JobState {
             _ => {}
         }
     }
+    let succeeded = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
+    if single_pod(job) && pods.into_iter().any(succeeded) {
+        return JobState::Complete;
+    }
     JobState::Running
+}
+
+/// Whether the Job runs one pod to one success (`completions` and `parallelism` at most 1, not
+/// indexed, no success policy): then that pod's success is the Job's.
+pub fn single_pod(job: &Job) -> bool {
+    let Some(spec) = job.spec.as_ref() else { return false };
+    spec.completions.unwrap_or(1) <= 1
+        && spec.parallelism.unwrap_or(1) <= 1
+        && spec.completion_mode.as_deref().unwrap_or("NonIndexed") == "NonIndexed"
+        && spec.success_policy.is_none()
 }
 
 #[cfg(test)]
@@ -430,12 +449,39 @@ mod tests {
             serde_json::from_value(json!({"metadata": {"name": "m"}, "status": {"conditions": conditions}}))
                 .unwrap()
         };
-        assert_eq!(job_state(&job(json!([]))), JobState::Running);
-        assert_eq!(job_state(&job(json!([{"type": "Complete", "status": "True"}]))), JobState::Complete);
+        assert_eq!(job_state(&job(json!([])), []), JobState::Running);
+        assert_eq!(job_state(&job(json!([{"type": "Complete", "status": "True"}])), []), JobState::Complete);
         assert_eq!(
-            job_state(&job(json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                "message": "Job has reached the specified backoff limit"}]))),
+            job_state(
+                &job(json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit"}])),
+                []
+            ),
             JobState::Failed("BackoffLimitExceeded: Job has reached the specified backoff limit".into())
         );
+    }
+
+    #[test]
+    fn a_job_of_one_pod_is_complete_when_its_pod_succeeded() {
+        let job = |spec: serde_json::Value| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": "m"}, "spec": spec})).unwrap()
+        };
+        let pod =
+            |phase: &str| -> Pod { serde_json::from_value(json!({"status": {"phase": phase}})).unwrap() };
+        let template = json!({"spec": {"containers": []}});
+        let one = job(json!({"template": template}));
+        let (succeeded, failed, running) = (pod("Succeeded"), pod("Failed"), pod("Running"));
+        assert_eq!(job_state(&one, [&failed, &succeeded]), JobState::Complete);
+        assert_eq!(job_state(&one, [&failed, &running]), JobState::Running);
+        assert_eq!(job_state(&one, []), JobState::Running);
+        for many in [
+            json!({"template": template, "completions": 3}),
+            json!({"template": template, "parallelism": 2}),
+            json!({"template": template, "completionMode": "Indexed"}),
+            json!({"template": template, "successPolicy": {"rules": [{"succeededCount": 1}]}}),
+        ] {
+            assert_eq!(job_state(&job(many.clone()), [&succeeded]), JobState::Running, "{many}");
+        }
+        assert!(single_pod(&job(json!({"template": template, "completions": 1, "parallelism": 1}))));
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::manifests::{self, MIGRATION_COPY, Object, ROLE_ANNOTATION};
 use crate::report::{Action, MigrationReport, MigrationResult, ObjectReport, Report};
-use crate::status::{self, JobState};
+use crate::status::JobState;
 use crate::{Ctx, RolloutError, applyset, diff, prune, release};
 
 /// A parsed object with what the API server told us about its kind and its live state.
@@ -336,7 +336,7 @@ async fn check_migration(ctx: &Ctx<'_>, job: &mut Resolved) -> Result<(), Rollou
         let role = other.metadata.annotations.as_ref().and_then(|a| a.get(ROLE_ANNOTATION));
         if role.is_some_and(|r| r == MIGRATION_COPY)
             && name != job.object.name()
-            && status::job_state(other) == JobState::Running
+            && crate::migrate::job_state(ctx, other).await? == JobState::Running
         {
             return Err(RolloutError::Refused {
                 object: format!("Job/{name}"),

@@ -138,7 +138,7 @@ fn evaluate(cluster: &Cluster, target: &Target) -> (RolloutState, Vec<(String, S
         },
         Kind::Job => match cluster.jobs.find(|j| j.name_any() == target.name) {
             Some(j) if j.metadata.uid.as_deref() == Some(target.uid.as_str()) => {
-                match status::job_state(&j) {
+                match status::job_state(&j, current_pods(cluster, target).iter().map(AsRef::as_ref)) {
                     JobState::Complete => RolloutState::Complete,
                     JobState::Failed(why) => RolloutState::Failed(why),
                     JobState::Running => RolloutState::Progressing("running".into()),
