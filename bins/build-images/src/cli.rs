@@ -153,16 +153,8 @@ impl Args {
     /// Resolve the commit, credentials and labels into a [`BuildConfig`].
     pub fn into_config(self) -> Result<BuildConfig, BuildError> {
         let github_sha = std::env::var("GITHUB_SHA").ok();
-        if !self.context.is_dir() {
-            return Err(BuildError::MissingContext(self.context.clone()));
-        }
-        if let Some(source) = self.source.as_ref().filter(|s| !s.is_dir()) {
-            return Err(BuildError::BadInput {
-                flag: "--source",
-                value: source.display().to_string(),
-                fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
-            });
-        }
+        // Before the commit is read from them (a missing folder would otherwise be a git error).
+        crate::plan::check_folders(&self.context, self.source.as_deref())?;
         // The context may be a released action's files (versioned by the action's ref); the
         // application's source must be named by a commit, or count as dirty.
         let mut trees = vec![commit::Tree { path: &self.context, must_be_versioned: false }];

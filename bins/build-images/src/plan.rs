@@ -171,9 +171,7 @@ impl BuildPlan {
     /// stage, named twice, or two targets sharing a repository; an undeclared build arg; a bad
     /// platform or tag; an unreadable context.
     pub fn new(config: &BuildConfig) -> Result<Self, BuildError> {
-        if !config.context.is_dir() {
-            return Err(BuildError::MissingContext(config.context.clone()));
-        }
+        check_folders(&config.context, config.source.as_deref())?;
         let dockerfile = if config.dockerfile.is_absolute() {
             config.dockerfile.clone()
         } else {
@@ -347,16 +345,25 @@ fn labels(config: &BuildConfig, commit_tag: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// `--source` must be a folder; without it, a Dockerfile with a source stage needs `source/` in
-/// the context. Error: [`BuildError::BadInput`] naming what is missing and what to pass.
-fn check_source(config: &BuildConfig, info: &DockerfileInfo) -> Result<(), BuildError> {
-    if let Some(source) = config.source.as_ref().filter(|s| !s.is_dir()) {
-        return Err(BuildError::BadInput {
+/// The build context and `--source` (when given) must be folders. Errors (exit 2):
+/// [`BuildError::MissingContext`], or [`BuildError::BadInput`] naming `--source` and what to pass.
+pub fn check_folders(context: &std::path::Path, source: Option<&std::path::Path>) -> Result<(), BuildError> {
+    if !context.is_dir() {
+        return Err(BuildError::MissingContext(context.to_path_buf()));
+    }
+    match source.filter(|s| !s.is_dir()) {
+        Some(source) => Err(BuildError::BadInput {
             flag: "--source",
             value: source.display().to_string(),
             fix: "pass the folder of the application's source tree (e.g. a Status-Page checkout)".into(),
-        });
+        }),
+        None => Ok(()),
     }
+}
+
+/// Without `--source`, a Dockerfile with a source stage needs `source/` in the context. Error:
+/// [`BuildError::BadInput`] naming what is missing and what to pass.
+fn check_source(config: &BuildConfig, info: &DockerfileInfo) -> Result<(), BuildError> {
     if config.source.is_none() && info.has_stage(SOURCE_STAGE) && !config.context.join("source").is_dir() {
         return Err(BuildError::BadInput {
             flag: "--source",
