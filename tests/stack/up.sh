@@ -17,3 +17,7 @@ bash "$here/cluster.sh" up
 bash "$here/data.sh" up
 bash "$here/github.sh" up # the GitHub API mock (Prism) for statuspage-record
 stack_log "stack up in $((SECONDS - start))s: source $STACK_ENV_FILE"
+# Disk for unprivileged writers (PostgreSQL, Redis, the pods' own users): on machines that reserve
+# most of the disk for root, the test run (root) can fill what they may use while writing on.
+free_gib=$(($(stat -f -c '%a * %S' "$STACK_DIR") / 1073741824))
+((free_gib >= 8)) || stack_log "warning: $STACK_DIR has $free_gib GiB available to unprivileged users (root may write more); a run from a clean clone writes about 15 GiB (cargo's target/ most of it), so PostgreSQL, Redis and the pods may fail with 'No space left on device': free space (old target/ folders and docker's build cache are the largest)"
