@@ -262,12 +262,12 @@ async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
         }
     }
     let group = ctx.out.group("apply workloads");
-    let applied = workloads::apply_workloads(ctx, plan, &mut report).await;
+    let mut targets = Vec::new();
+    let applied = workloads::apply_workloads(ctx, plan, &mut report, &mut targets).await;
     drop(group);
-    let targets = match applied {
-        Ok(targets) => targets,
-        Err(err) => return api_failed(ctx, plan, report, &[], err).await,
-    };
+    if let Err(err) = applied {
+        return api_failed(ctx, plan, report, &targets, err).await;
+    }
     let group = ctx.out.group(&format!(
         "wait for {} workloads (at most {}s)",
         targets.len(),
@@ -331,7 +331,11 @@ async fn finish(
     if failures.is_empty() {
         if let Err(err) = prune_now(ctx, plan, &mut report).await {
             report.workloads = results(WorkloadResult::Failed);
-            return Outcome::new(with_release(ctx, report), Verdict::ApiFailed { reason: err.to_string() });
+            let undone = "the workloads had rolled out and were left as they are; the objects not pruned \
+                          are still there (a rerun prunes them)"
+                .to_string();
+            let verdict = Verdict::ApiFailed { reason: err.to_string(), undone };
+            return Outcome::new(with_release(ctx, report), verdict);
         }
         report.workloads = results(WorkloadResult::Failed);
         return Outcome::new(with_release(ctx, report), Verdict::Deployed);
@@ -449,7 +453,9 @@ async fn roll_back(
     Outcome::new(report, Verdict::RolledBack { reason })
 }
 
-/// An API failure after the cluster was changed: roll back what this run changed, report, exit 3.
+/// An API failure after the cluster was changed: put back the configuration and the workloads
+/// this run had applied (`changed`), without waiting (the API is failing), report, exit 3. The
+/// verdict says what was put back, or what failed doing it.
 async fn api_failed(
     ctx: &Ctx<'_>,
     plan: &Plan,
@@ -458,12 +464,48 @@ async fn api_failed(
     err: RolloutError,
 ) -> Outcome {
     ctx.out.error(err.to_string());
-    if ctx.config.rollback {
-        let done = rollback::rollback(ctx, plan, changed).await;
-        let _ = configure::restore(ctx, plan, &mut report).await;
-        let _ = done;
+    let undone = if ctx.config.rollback {
+        let _group = ctx.out.group("roll back");
+        put_back(ctx, plan, &mut report, changed).await
+    } else {
+        "nothing was put back (--no-rollback): the namespace is as this run left it".into()
+    };
+    Outcome::new(report, Verdict::ApiFailed { reason: err.to_string(), undone })
+}
+
+/// Put back what this run changed (the workloads in `changed`, and the configuration); mark those
+/// objects `restored` and the workloads never reached `pending` in the report. Returns the
+/// sentence for the verdict.
+async fn put_back(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report, changed: &[Target]) -> String {
+    let done = rollback::rollback(ctx, plan, changed).await;
+    let mut errors = done.errors;
+    errors.extend(configure::restore(ctx, plan, report).await);
+    for (item, entry) in plan.objects.iter().zip(report.objects.iter_mut()) {
+        let label = format!("{}/{}", item.object.gvk.kind, item.object.name());
+        if done.targets.iter().any(|t| t.label() == label) {
+            entry.action = Action::Restored;
+        } else if item.object.is_workload()
+            && matches!(entry.action, Action::WouldCreate | Action::WouldConfigure)
+        {
+            entry.action = Action::Pending;
+        }
     }
-    Outcome::new(report, Verdict::ApiFailed { reason: err.to_string() })
+    let restored: Vec<String> = report
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Restored)
+        .map(|o| format!("{}/{}", o.kind, o.name))
+        .collect();
+    match (errors.is_empty(), restored.is_empty()) {
+        (true, true) => "nothing this run changed had to be put back".into(),
+        (true, false) => format!("put back as before this run: {}", restored.join(", ")),
+        (false, _) => {
+            format!(
+                "putting this run's changes back failed too: {}. Look at the namespace now",
+                errors.join("; ")
+            )
+        }
+    }
 }
 
 fn with_release(ctx: &Ctx<'_>, mut report: Report) -> Report {

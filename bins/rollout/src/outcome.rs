@@ -39,10 +39,12 @@ pub enum Verdict {
     },
     /// Stopped before the end: a signal, or the Lease taken by another rollout.
     Stopped(StopReason),
-    /// The Kubernetes API failed after the cluster was changed (what was changed is rolled back).
+    /// The Kubernetes API failed after the cluster was changed.
     ApiFailed {
         /// What failed.
         reason: String,
+        /// What became of this run's changes: which were put back, or why none was.
+        undone: String,
     },
 }
 
@@ -89,9 +91,9 @@ impl Verdict {
                 "stopped by {name}: no further change was made and the Lease was given back; \
                  run the rollout again to finish it"
             ),
-            Verdict::ApiFailed { reason } => format!(
-                "the Kubernetes API failed during the rollout ({reason}); what this run changed was rolled back where possible"
-            ),
+            Verdict::ApiFailed { reason, undone } => {
+                format!("the Kubernetes API failed during the rollout ({reason}); {undone}")
+            }
             Verdict::Stopped(StopReason::LeaseLost { holder }) => format!(
                 "another rollout took the namespace's Lease (now held by {holder}): stopped changing the cluster"
             ),

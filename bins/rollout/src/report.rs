@@ -59,7 +59,8 @@ pub enum Action {
     /// Deleted: no longer in the render.
     #[serde(rename = "pruned")]
     Pruned,
-    /// Put back as it was before this run (configuration of a rolled-back release).
+    /// Put back as it was before this run: the configuration of a rolled-back release, or a
+    /// workload this run had applied before the API failed.
     #[serde(rename = "restored")]
     Restored,
     /// Not reached: the rollout stopped before it.

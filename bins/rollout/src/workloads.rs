@@ -11,13 +11,15 @@ use crate::validate::Plan;
 use crate::wait::{self, Kind, Target};
 use crate::{Ctx, RolloutError, apply, release};
 
-/// Apply the workloads; returns the wait targets (Deployments, StatefulSets, DaemonSets).
+/// Apply the workloads in render order, adding each applied one's wait target (Deployments,
+/// StatefulSets, DaemonSets) to `targets` as it goes: after an error, `targets` holds what was
+/// applied before it, for the rollback.
 pub async fn apply_workloads(
     ctx: &Ctx<'_>,
     plan: &Plan,
     report: &mut Report,
-) -> Result<Vec<Target>, RolloutError> {
-    let mut targets = Vec::new();
+    targets: &mut Vec<Target>,
+) -> Result<(), RolloutError> {
     for (index, item) in plan.objects.iter().enumerate().filter(|(_, i)| i.object.is_workload()) {
         let object = apply::keep_replicas(item, &ctx.config.field_manager);
         let (action, applied) = apply::apply(ctx, item, &object).await?;
@@ -28,7 +30,7 @@ pub async fn apply_workloads(
             targets.push(target);
         }
     }
-    Ok(targets)
+    Ok(())
 }
 
 fn ready(pod: &Pod) -> bool {

@@ -1221,3 +1221,96 @@ async fn a_replica_failure_that_clears_within_the_fail_fast_window_is_waited_out
     assert!(stderr.contains("exceeded quota"), "{stderr}");
     assert_eq!(workload_report(&report, "Deployment", "statuspage-web")["result"], "available", "{report}");
 }
+
+/// A cluster-scoped object a test made, deleted when the test ends (also on failure).
+struct ClusterScoped(&'static str, String);
+
+impl Drop for ClusterScoped {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl").args(["delete", self.0, &self.1, "--ignore-not-found"]).output();
+    }
+}
+
+/// The API refusing a workload's write after validation passed (an admission policy that lets the
+/// server-side dry run through and refuses the real write of `statuspage-worker`, applied after
+/// scheduler and web): the workloads already applied and the configuration are put back, the
+/// report is printed, exit 3. Before, only the configuration was restored while the message said
+/// "what this run changed was rolled back".
+#[tokio::test]
+async fn issue14_an_api_failure_after_workloads_were_applied_puts_them_back_with_exit_3() {
+    let (images, _cluster) = shared_cluster().await;
+    let ns = Namespace(unique("it-rollout-apifail"));
+    let mut docs = render(&ns.0, &images);
+    let (code, _, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let policy = ClusterScoped("validatingadmissionpolicy", ns.0.clone());
+    let binding = ClusterScoped("validatingadmissionpolicybinding", ns.0.clone());
+    kubectl_apply(&json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": policy.1},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["UPDATE"], "resources": ["deployments"]}]},
+            "validations": [{"expression": "request.dryRun == true || object.metadata.name != 'statuspage-worker'",
+                "message": "refused by the test's admission policy"}],
+        },
+    }));
+    kubectl_apply(&json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": binding.1},
+        "spec": {"policyName": policy.1, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.0}}}},
+    }));
+    // The API server loads a new policy within a few seconds: wait until it refuses a real write.
+    let mut refused = false;
+    for attempt in 0..60 {
+        let value = format!("it.statuspage.io/probe={attempt}");
+        let (ok, _, err) =
+            kubectl(&["-n", &ns.0, "annotate", "--overwrite", "deployment/statuspage-worker", &value]);
+        if !ok && err.contains("refused by the test's admission policy") {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(refused, "the admission policy never took effect");
+
+    for name in ["statuspage-scheduler", "statuspage-web", "statuspage-worker"] {
+        find(&mut docs, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]["it.statuspage.io/change"] =
+            json!("2");
+    }
+    let (code, report, stderr) = rollout(&docs, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("refused by the test's admission policy"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "put back as before this run: Deployment/statuspage-scheduler, Deployment/statuspage-web"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(report["result"], "failed", "the report is printed: {report}");
+    let action = |name: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["name"] == name)
+            .unwrap()["action"]
+            .clone()
+    };
+    assert_eq!(
+        [action("statuspage-scheduler"), action("statuspage-web"), action("statuspage-worker")],
+        [json!("restored"), json!("restored"), json!("pending")],
+        "{report}"
+    );
+    for live in deployments(&ns.0) {
+        let annotations = &live["spec"]["template"]["metadata"]["annotations"];
+        assert!(
+            annotations.get("it.statuspage.io/change").is_none(),
+            "{} kept this run's template",
+            live["metadata"]["name"]
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use statuspage_integration_tests::{run_binary, unique};
+use statuspage_integration_tests::{assert_one_error_line, run_binary, unique};
 
 /// Deletes the namespace when the test ends, passed or not.
 struct Namespace(String);
@@ -316,6 +316,12 @@ fn bad_input_exits_with_the_contract_code_names_the_thing_and_changes_nothing() 
         if code != c.code || !missing.is_empty() || stderr.contains("Status {") || !stdout.trim().is_empty() {
             failures
                 .push(format!("{}: exit {code} (want {}), missing {missing:?}\n{stderr}", c.name, c.code));
+        }
+        // One message, from the binary, that no `caused by:` line repeats.
+        let check = std::panic::catch_unwind(|| assert_one_error_line(c.name, &stderr));
+        if let Err(panic) = check {
+            let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            failures.push(format!("{}: {message}", c.name));
         }
         let after = snapshot(&ns.0);
         if after != before {
