@@ -88,7 +88,8 @@ release_tag() {
   fi
   echo "statuspage: $ACTION_REF is release $tag" >&2
 }
-dir=$RUNNER_TEMP/statuspage-bin
+# One folder per action repository and ref: two versions used in one job never share binaries.
+dir=$RUNNER_TEMP/statuspage-bin/$(printf '%s@%s' "$ACTION_REPOSITORY" "$ACTION_REF" | tr -c 'A-Za-z0-9._@-' '_')
 mkdir -p "$dir"
 if [[ ! -x $dir/$binary ]]; then
   release_tag

@@ -67,7 +67,7 @@ run_fetch() {
 
 path=$(run_fetch) || fail "fetch of a good release"
 "$path" --version | grep -q '^statuspage-build ' || fail "the fetched binary does not run"
-grep -qx "$work/runner/statuspage-bin" "$work/github_path" || fail "GITHUB_PATH not extended"
+grep -qx "$work/runner/statuspage-bin/org_statuspage@v9.9.9" "$work/github_path" || fail "GITHUB_PATH not extended"
 echo "[actions] fetched and verified $path" >&2
 
 rm -rf "$work/runner"
@@ -78,7 +78,7 @@ code=$?
 set -e
 [[ $code == 3 ]] || fail "a tampered archive must exit 3, got $code: $out"
 grep -q '::error::checksum mismatch' <<<"$out" || fail "no checksum annotation: $out"
-[[ ! -e $work/runner/statuspage-bin/statuspage-build ]] || fail "a tampered binary was extracted"
+[[ ! -e $work/runner/statuspage-bin/org_statuspage@v9.9.9/statuspage-build ]] || fail "a tampered binary was extracted"
 echo "[actions] a tampered archive is refused" >&2
 
 # A good archive without a valid attestation is refused too (fails closed).
@@ -92,7 +92,7 @@ set -e
 rm -f "$work/release/ATTEST_FAIL"
 [[ $code == 3 ]] || fail "an unattested archive must exit 3, got $code: $out"
 grep -q '::error::no valid build provenance attestation' <<<"$out" || fail "no attestation annotation: $out"
-[[ ! -e $work/runner/statuspage-bin/statuspage-build ]] || fail "an unattested binary was extracted"
+[[ ! -e $work/runner/statuspage-bin/org_statuspage@v9.9.9/statuspage-build ]] || fail "an unattested binary was extracted"
 echo "[actions] an archive without a valid attestation is refused" >&2
 
 # @v9 (the major tag release.yml moves) and @<sha> resolve to the release tagged on that commit;
@@ -103,11 +103,16 @@ echo "$released" >"$work/release/refs/v9"
 echo "$released" >"$work/release/refs/$released"
 echo 2222222222222222222222222222222222222222 >"$work/release/refs/main"
 printf 'v9.9.8 0000000000000000000000000000000000000000\nv9 %s\nv9.9.9 %s\n' "$released" "$released" >"$work/release/tags"
+rm -rf "$work/runner"
 for ref in v9 "$released"; do
-  rm -rf "$work/runner" "$work/release/calls"
+  rm -f "$work/release/calls"
   out=$(run_fetch actions/setup/fetch.sh statuspage-build ACTION_REF="$ref" 2>&1) || fail "fetch @$ref: $out"
   grep -q "statuspage: $ref is release v9.9.9" <<<"$out" || fail "@$ref not resolved to v9.9.9: $out"
   grep -q "release download v9.9.9 " "$work/release/calls" || fail "@$ref did not download v9.9.9"
+  # In one job (one RUNNER_TEMP), each ref has a folder of its own: @v9's binary does not stand in
+  # for the next ref's.
+  [[ $(tail -n1 <<<"$out") == "$work/runner/statuspage-bin/org_statuspage@$ref/statuspage-build" ]] ||
+    fail "@$ref: not in a folder of its own: $out"
 done
 rm -rf "$work/runner"
 set +e
@@ -145,7 +150,7 @@ expect_download() {
   shift
   rm -rf "$work/runner" "$work/release/calls"
   out=$(run_fetch "$@" 2>&1) || fail "$what: fetch failed: $out"
-  [[ $(tail -n1 <<<"$out") == "$work/runner/statuspage-bin/statuspage-build" ]] || fail "$what: not the release: $out"
+  [[ $(tail -n1 <<<"$out") == "$work/runner/statuspage-bin/org_statuspage@v9.9.9/statuspage-build" ]] || fail "$what: not the release: $out"
   ! grep -q 'self-test' <<<"$out" || fail "$what: self-test mode used: $out"
   grep -q '^release download v9.9.9' "$work/release/calls" || fail "$what: nothing downloaded"
   grep -q '^attestation verify' "$work/release/calls" || fail "$what: attestation not verified"
