@@ -74,57 +74,75 @@ pub async fn pods(client: &kube::Client, namespace: &str, selector: &str, all: b
     }
     let mut out = Vec::new();
     for pod in pods.iter().take(MAX_PODS) {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.clone().unwrap_or_default();
-        out.push(format!("pod/{name}: phase {}", status.phase.as_deref().unwrap_or("Unknown")));
-        for condition in status.conditions.iter().flatten() {
-            if condition.status != "True" && condition.type_ == "PodScheduled" {
-                out.push(format!(
-                    "  not scheduled: {} {}",
-                    condition.reason.as_deref().unwrap_or_default(),
-                    condition.message.as_deref().unwrap_or_default()
-                ));
-            }
-        }
-        for message in warning_events(client, namespace, &name).await {
-            out.push(format!("  event: {message}"));
-        }
-        let statuses =
-            status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
-        for container in statuses {
-            let problems = container_problems(container);
-            if problems.is_empty() && !all {
-                continue;
-            }
-            for problem in &problems {
-                out.push(format!("  container {}: {problem}", container.name));
-            }
-            if has_run(container) {
-                let previous = container.restart_count > 0
-                    && container.state.as_ref().is_some_and(|s| s.terminated.is_none());
-                let params = LogParams {
-                    container: Some(container.name.clone()),
-                    tail_lines: Some(LOG_LINES),
-                    previous,
-                    ..Default::default()
-                };
-                match api.logs(&name, &params).await {
-                    Ok(text) if text.trim().is_empty() => {
-                        out.push(format!("  container {}: (no log output)", container.name))
-                    }
-                    Ok(text) => {
-                        out.push(format!("  container {} last {LOG_LINES} log lines:", container.name));
-                        out.extend(text.lines().map(|l| format!("    | {l}")));
-                    }
-                    Err(err) => out.push(format!("  container {}: logs unavailable: {err}", container.name)),
-                }
-            }
-        }
+        out.extend(pod_lines(client, &api, namespace, pod, all).await);
     }
     if pods.len() > MAX_PODS {
         out.push(format!("({} more pods not shown)", pods.len() - MAX_PODS));
     }
     out
+}
+
+/// One pod's lines: phase, scheduling failure, Warning events, and each container with a problem
+/// (every container with `all`): its problems and last log lines.
+async fn pod_lines(
+    client: &kube::Client,
+    api: &Api<Pod>,
+    namespace: &str,
+    pod: &Pod,
+    all: bool,
+) -> Vec<String> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let mut out = vec![format!("pod/{name}: phase {}", status.phase.as_deref().unwrap_or("Unknown"))];
+    for condition in status.conditions.iter().flatten() {
+        if condition.status != "True" && condition.type_ == "PodScheduled" {
+            out.push(format!(
+                "  not scheduled: {} {}",
+                condition.reason.as_deref().unwrap_or_default(),
+                condition.message.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    for message in warning_events(client, namespace, &name).await {
+        out.push(format!("  event: {message}"));
+    }
+    let statuses =
+        status.init_container_statuses.iter().flatten().chain(status.container_statuses.iter().flatten());
+    for container in statuses {
+        let problems = container_problems(container);
+        if problems.is_empty() && !all {
+            continue;
+        }
+        for problem in &problems {
+            out.push(format!("  container {}: {problem}", container.name));
+        }
+        if has_run(container) {
+            out.extend(log_lines(api, &name, container).await);
+        }
+    }
+    out
+}
+
+/// A container's last [`LOG_LINES`] log lines (of its previous run when it restarted and is not
+/// running to an end now), as report lines.
+async fn log_lines(api: &Api<Pod>, pod: &str, container: &ContainerStatus) -> Vec<String> {
+    let previous =
+        container.restart_count > 0 && container.state.as_ref().is_some_and(|s| s.terminated.is_none());
+    let params = LogParams {
+        container: Some(container.name.clone()),
+        tail_lines: Some(LOG_LINES),
+        previous,
+        ..Default::default()
+    };
+    match api.logs(pod, &params).await {
+        Ok(text) if text.trim().is_empty() => {
+            vec![format!("  container {}: (no log output)", container.name)]
+        }
+        Ok(text) => std::iter::once(format!("  container {} last {LOG_LINES} log lines:", container.name))
+            .chain(text.lines().map(|l| format!("    | {l}")))
+            .collect(),
+        Err(err) => vec![format!("  container {}: logs unavailable: {err}", container.name)],
+    }
 }
 
 /// The object's distinct Warning event messages, latest last (probe failures, pull errors; a

@@ -296,21 +296,8 @@ pub async fn wait(
     loop {
         let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
         for target in open {
-            let (state, fatal) = evaluate(cluster, target);
             let tracker = trackers.entry(target.label()).or_insert_with(|| FailFast::new(fail_fast_after));
-            let result = match state {
-                RolloutState::Complete => Some(Settled::Complete),
-                RolloutState::Failed(why) => Some(Settled::Failed(why)),
-                RolloutState::NotAwaitable(why) => Some(Settled::NotAwaitable(why)),
-                RolloutState::Progressing(what) | RolloutState::Stalled(what) => {
-                    if last.get(&target.label()) != Some(&what) {
-                        out.line(format!("  {}: {what}", target.label()));
-                        last.insert(target.label(), what);
-                    }
-                    tracker.observe(&fatal, std::time::Instant::now()).map(Settled::Failed)
-                }
-            };
-            if let Some(result) = result {
+            if let Some(result) = settle(cluster, target, tracker, &mut last, out) {
                 out.line(format!("  {}: {}", target.label(), describe(&result)));
                 if target.kind != Kind::Job {
                     seen.insert(
@@ -328,18 +315,39 @@ pub async fn wait(
         tokio::select! {
             reason = stop.stopped() => return finish(targets, settled, seen, Some(reason)),
             () = tokio::time::sleep_until(deadline) => {
-                let open: Vec<&Target> = targets.iter().filter(|t| !settled.contains_key(&t.label())).collect();
-                for target in open {
+                for target in targets {
                     let what = last.get(&target.label()).cloned().unwrap_or_default();
-                    settled.insert(
-                        target.label(),
-                        Settled::Failed(format!("not done within {}s ({what})", timeout.as_secs())),
-                    );
+                    let why = format!("not done within {}s ({what})", timeout.as_secs());
+                    settled.entry(target.label()).or_insert(Settled::Failed(why));
                 }
                 return finish(targets, settled, seen, None);
             }
             () = cluster.changed.notified() => {}
             _ = tick.tick() => {}
+        }
+    }
+}
+
+/// One target's state this round: its result once it settled (a fail-fast failure included),
+/// or None while it progresses (a changed progress line is printed, and remembered in `last`).
+fn settle(
+    cluster: &Cluster,
+    target: &Target,
+    tracker: &mut FailFast,
+    last: &mut BTreeMap<String, String>,
+    out: &Reporter,
+) -> Option<Settled> {
+    let (state, fatal) = evaluate(cluster, target);
+    match state {
+        RolloutState::Complete => Some(Settled::Complete),
+        RolloutState::Failed(why) => Some(Settled::Failed(why)),
+        RolloutState::NotAwaitable(why) => Some(Settled::NotAwaitable(why)),
+        RolloutState::Progressing(what) | RolloutState::Stalled(what) => {
+            if last.get(&target.label()) != Some(&what) {
+                out.line(format!("  {}: {what}", target.label()));
+                last.insert(target.label(), what);
+            }
+            tracker.observe(&fatal, std::time::Instant::now()).map(Settled::Failed)
         }
     }
 }
