@@ -106,6 +106,8 @@ ours() {
   sleep 0.5
   "$bin" --manifests "$work/$1/ours.yaml" --timeout 5m >/dev/null 2>"$work/ours.log" || { kill "$watcher"; cat "$work/ours.log" >&2; return 1; }
   exit_at=$EPOCHREALTIME
+  # The tool's own account of where the time went (its report's phases, printed as "time: …").
+  grep -m1 '^time: ' "$work/ours.log" | sed "s/^time: /  round $round, $stage: /" >>"$work/phases"
   sleep 0.2
   kill "$watcher" 2>/dev/null || true
   wait "$watcher" 2>/dev/null || true
@@ -133,7 +135,7 @@ elapsed() { echo "$(now) - $1" | bc; }
 # the round, since the second run of a pair finds the first one's pods still starting or stopping
 # on the same node. Sets ours_STAGE, gap_STAGE and cli_STAGE.
 pair() {
-  local t
+  local t stage=$1
   if ((round % 2)); then
     t=$(now); ours "$a"; printf -v "ours_$1" %s "$(elapsed "$t")"; printf -v "gap_$1" %s "$ready_gap_ms"
     t=$(now); theirs "$b" "$1"; printf -v "cli_$1" %s "$(elapsed "$t")"
@@ -169,6 +171,8 @@ for round in $(seq 1 "$rounds"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 cat "$work/table"
+printf '\nstatuspage-rollout phases per run (render, connect, validate and lock are the tool; the\nmigration and wait are mostly the pods):\n'
+cat "$work/phases"
 printf '\nratio statuspage-rollout / kubectl (goal <= 0.6): first mean %.2f median %.2f, update mean %.2f median %.2f\n' \
   "$(echo "$sum_first / $rounds" | bc -l)" "$(median "${ratios_first[@]}")" \
   "$(echo "$sum_update / $rounds" | bc -l)" "$(median "${ratios_update[@]}")"

@@ -49,7 +49,7 @@ use statuspage_common::release::Release;
 pub use error::RolloutError;
 pub use manifests::Object;
 pub use outcome::{Outcome, Verdict};
-use report::{Action, MigrationResult, Report, WorkloadReport, WorkloadResult};
+use report::{Action, MigrationResult, Phases, Report, WorkloadReport, WorkloadResult};
 use reporter::Reporter;
 use stop::Stop;
 use validate::Plan;
@@ -113,6 +113,8 @@ pub struct Ctx<'a> {
     pub stop: Stop,
     /// Server-side apply, forced, with the field manager.
     pub apply: PatchParams,
+    /// The run's clock: each step marks its end.
+    pub phases: Phases,
 }
 
 /// Render the input into multi-document YAML and a name for it in messages.
@@ -183,8 +185,10 @@ async fn connect() -> Result<(Client, Discovery), RolloutError> {
 /// failed or rolled-back one); `Err` for bad input and API failures before anything changed.
 pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, RolloutError> {
     let out = Reporter::detect();
+    let phases = Phases::start();
     let (text, origin) = render(&config.input, config.timeout).await?;
     let objects = manifests::parse(&text, &origin)?;
+    phases.mark("render");
     let Some(namespace) = config.namespace.clone().or_else(|| manifests::declared_namespace(&objects)) else {
         return Err(RolloutError::BadInput {
             flag: "--namespace",
@@ -193,6 +197,7 @@ pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, Rollout
         });
     };
     let (client, discovery) = connect().await?;
+    phases.mark("connect");
     let ctx = Ctx {
         client: client.clone(),
         config,
@@ -200,21 +205,31 @@ pub async fn run(config: &RolloutConfig, stop: &Stop) -> Result<Outcome, Rollout
         out,
         stop: stop.clone(),
         apply: PatchParams::apply(&config.field_manager).force(),
+        phases,
     };
     let group = out.group(&format!("validate {} objects from {origin}", objects.len()));
     let plan = validate::validate(&ctx, objects, &discovery).await?;
     out.line("validated: the API server accepts every object");
     drop(group);
+    ctx.phases.mark("validate");
     // A dry run, or a stop before any change, ends here and leaves nothing behind.
     let ended = if config.dry_run { Some(Verdict::DryRun) } else { stop.reason().map(Verdict::Stopped) };
     if let Some(verdict) = ended {
         validate::delete_namespaces(&ctx, &plan.created_namespaces).await;
-        return Ok(Outcome::new(plan.report.clone(), verdict));
+        return Ok(timed(&ctx, Outcome::new(plan.report.clone(), verdict)));
     }
     let lease = lease::acquire(&client, &namespace, stop).await?;
+    ctx.phases.mark("lock");
     let outcome = change(&ctx, &plan).await;
     lease::release(&client, &namespace, lease).await;
-    Ok(outcome)
+    Ok(timed(&ctx, outcome))
+}
+
+/// The outcome with the run's phases in its report, also printed as one line.
+fn timed(ctx: &Ctx<'_>, mut outcome: Outcome) -> Outcome {
+    outcome.report.phases = ctx.phases.taken();
+    ctx.out.line(format!("time: {}", report::phases_line(&outcome.report.phases)));
+    outcome
 }
 
 /// Steps 2 to 6, under the Lease. An API failure on the way is an outcome too (exit 3 with the
@@ -234,6 +249,7 @@ async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
     let group = ctx.out.group("apply configuration");
     let configured = configure::configure(ctx, plan, &mut report).await;
     drop(group);
+    ctx.phases.mark("configure");
     if let Err(err) = configured {
         return api_failed(ctx, plan, report, &[], err).await;
     }
@@ -241,6 +257,7 @@ async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
         let group = ctx.out.group(&format!("migration {}", job.object.name()));
         let migrated = migrate::migrate(ctx, &cluster, job).await;
         drop(group);
+        ctx.phases.mark("migrate");
         let verdict = match migrated {
             Ok(migrate::Migrated::Done(result)) => {
                 set_migration(&mut report, result);
@@ -265,6 +282,7 @@ async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
     let mut targets = Vec::new();
     let applied = workloads::apply_workloads(ctx, plan, &mut report, &mut targets).await;
     drop(group);
+    ctx.phases.mark("apply");
     if let Err(err) = applied {
         return api_failed(ctx, plan, report, &targets, err).await;
     }
@@ -277,6 +295,7 @@ async fn change(ctx: &Ctx<'_>, plan: &Plan) -> Outcome {
         wait::wait(&cluster, &targets, ctx.config.timeout, ctx.config.fail_fast_after, &ctx.stop, &ctx.out)
             .await;
     drop(group);
+    ctx.phases.mark("wait");
     finish(ctx, plan, report, &cluster, &targets, waited).await
 }
 
@@ -343,6 +362,7 @@ async fn finish(
     let reason =
         failures.iter().map(|(t, why)| format!("{}: {why}", t.label())).collect::<Vec<_>>().join("; ");
     diagnose_failures(ctx, cluster, &failures).await;
+    ctx.phases.mark("diagnose");
     if !ctx.config.rollback {
         ctx.out.line("--no-rollback: leaving the workloads as they are");
         report.workloads = results(WorkloadResult::Failed);
@@ -355,9 +375,9 @@ async fn prune_now(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report) -> Result<()
     if plan.to_prune.is_empty() {
         return Ok(());
     }
-    prune::delete(&ctx.client, &ctx.namespace, &plan.to_prune)
-        .await
-        .map_err(RolloutError::kube("pruning"))?;
+    let deleted = prune::delete(&ctx.client, &ctx.namespace, &plan.to_prune).await;
+    ctx.phases.mark("prune");
+    deleted.map_err(RolloutError::kube("pruning"))?;
     for entry in report.objects.iter_mut().filter(|o| o.action == Action::WouldPrune) {
         ctx.out.line(format!("  {}/{} pruned", entry.kind, entry.name));
         entry.action = Action::Pruned;
@@ -418,6 +438,7 @@ async fn roll_back(
     let mut errors = done.errors.clone();
     errors.extend(configure::restore(ctx, plan, &mut report).await);
     let waited = wait::wait(cluster, &done.targets, ctx.config.timeout, None, &ctx.stop, &ctx.out).await;
+    ctx.phases.mark("roll back");
     errors.extend(waited.failures().iter().map(|(t, why)| format!("{}: {why}", t.label())));
     report.workloads = targets
         .iter()
@@ -466,7 +487,9 @@ async fn api_failed(
     ctx.out.error(err.to_string());
     let undone = if ctx.config.rollback {
         let _group = ctx.out.group("roll back");
-        put_back(ctx, plan, &mut report, changed).await
+        let undone = put_back(ctx, plan, &mut report, changed).await;
+        ctx.phases.mark("roll back");
+        undone
     } else {
         "nothing was put back (--no-rollback): the namespace is as this run left it".into()
     };

@@ -104,6 +104,51 @@ pub struct Report {
     /// With `--release`: each release image and the workloads whose ready pods run its digest.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub release: Vec<ReleaseCheck>,
+    /// The steps this run went through, in order, with their wall time: where the time went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTiming>,
+}
+
+/// How long one step of the run took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PhaseTiming {
+    /// `render`, `validate`, `lock`, `configure`, `migrate`, `apply`, `wait`, `diagnose`,
+    /// `roll back` or `prune`.
+    pub phase: &'static str,
+    /// Wall time, in milliseconds.
+    pub ms: u64,
+}
+
+/// The clock of a run: [`Phases::mark`] ends a step, timed from the end of the one before.
+#[derive(Debug)]
+pub struct Phases {
+    state: std::sync::Mutex<(std::time::Instant, Vec<PhaseTiming>)>,
+}
+
+impl Phases {
+    /// A clock started now.
+    pub fn start() -> Self {
+        Self { state: std::sync::Mutex::new((std::time::Instant::now(), Vec::new())) }
+    }
+
+    /// End the step `phase` now.
+    pub fn mark(&self, phase: &'static str) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let ms = u64::try_from(now.duration_since(state.0).as_millis()).unwrap_or(u64::MAX);
+        state.0 = now;
+        state.1.push(PhaseTiming { phase, ms });
+    }
+
+    /// The steps ended so far.
+    pub fn taken(&self) -> Vec<PhaseTiming> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.clone()
+    }
+}
+
+/// `validate 0.3 s, configure 0.1 s, …`: the phases as one line.
+pub fn phases_line(phases: &[PhaseTiming]) -> String {
+    phases.iter().map(|p| format!("{} {:.1} s", p.phase, p.ms as f64 / 1000.0)).collect::<Vec<_>>().join(", ")
 }
 
 /// One object.
@@ -234,6 +279,9 @@ pub fn summary_markdown(report: &Report) -> String {
     let changed: Vec<&ObjectReport> =
         report.objects.iter().filter(|o| o.action != Action::Unchanged).collect();
     md.push_str(&format!("\n{} objects, {} changed.\n", report.objects.len(), changed.len()));
+    if !report.phases.is_empty() {
+        md.push_str(&format!("\nTime: {}.\n", phases_line(&report.phases)));
+    }
     if !changed.is_empty() {
         md.push_str("\n| object | action | adopted from |\n|---|---|---|\n");
         for o in changed {
@@ -258,6 +306,20 @@ pub fn write_outputs(result: RunResult, out: &OutputFile) -> Result<(), RolloutE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_phase_is_timed_from_the_end_of_the_one_before() {
+        let phases = Phases::start();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        phases.mark("validate");
+        phases.mark("lock");
+        let taken = phases.taken();
+        assert_eq!(taken.iter().map(|p| p.phase).collect::<Vec<_>>(), ["validate", "lock"]);
+        assert!(taken[0].ms >= 30 && taken[1].ms < 30, "{taken:?}");
+        let line =
+            phases_line(&[PhaseTiming { phase: "wait", ms: 2340 }, PhaseTiming { phase: "prune", ms: 40 }]);
+        assert_eq!(line, "wait 2.3 s, prune 0.0 s");
+    }
 
     #[test]
     fn summary_has_one_row_per_workload() {

@@ -279,6 +279,17 @@ async fn a_good_rollout_completes_and_a_second_one_changes_nothing() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["result"], "deployed", "{report}");
     assert_eq!(report["migration"]["result"], "complete", "{report}");
+    // Where the time went: every step, in order, and together no longer than the run.
+    let phases: Vec<&str> =
+        report["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap()).collect();
+    assert_eq!(
+        phases,
+        ["render", "connect", "validate", "lock", "configure", "migrate", "apply", "wait"],
+        "{report}"
+    );
+    let total: u64 = report["phases"].as_array().unwrap().iter().map(|p| p["ms"].as_u64().unwrap()).sum();
+    assert!(total as f64 <= started.elapsed().as_secs_f64() * 1000.0, "{total} ms in {report}");
+    assert!(stderr.contains("time: render "), "{stderr}");
     for target in TARGETS {
         let d = deployment_report(&report, &format!("statuspage-{target}"));
         assert_eq!(d["result"], "available", "{d}");
