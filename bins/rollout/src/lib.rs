@@ -504,7 +504,7 @@ async fn put_back(ctx: &Ctx<'_>, plan: &Plan, report: &mut Report, changed: &[Ta
     let mut errors = done.errors;
     errors.extend(configure::restore(ctx, plan, report).await);
     for (item, entry) in plan.objects.iter().zip(report.objects.iter_mut()) {
-        let label = format!("{}/{}", item.object.gvk.kind, item.object.name());
+        let label = item.object.label();
         if done.targets.iter().any(|t| t.label() == label) {
             entry.action = Action::Restored;
         } else if item.object.is_workload()
