@@ -1,10 +1,16 @@
 """The worker and scheduler roles: a job is picked up, probes and RQ metrics on the metrics port,
-readiness follows PostgreSQL and Redis, and SIGTERM lets the current job finish."""
+readiness follows PostgreSQL and Redis, and SIGTERM lets the current job finish, a job just
+dequeued included (the worker class's warm shutdown, against RQ's own as a control)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import uuid
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +20,10 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
-from conftest import Role, http_get, postgres_stopped, redis_stopped, running, wait_for, wait_http
+from conftest import HERE, PLATFORM, Role, http_get, postgres_stopped, redis_stopped, running, wait_for, wait_http
 from services import REDIS_PASSWORD, Services
+from statuspage_platform.entrypoint import WORKER_CLASS
+from statuspage_platform.worker import STOP_CHECK_SECONDS
 
 
 def rq_connection(services: Services) -> redis.Redis:
@@ -49,6 +57,11 @@ def test_worker_probes(worker: Role) -> None:
     assert http_get(worker.url("/-/healthz", metrics=True))[:3:2] == (200, b"ok\n")
     status, _, body = http_get(worker.url("/-/readyz", metrics=True))
     assert status == 200 and json.loads(body)["status"] == "ready"
+
+
+def test_the_worker_role_runs_the_platform_worker_class(worker: Role) -> None:
+    starts = [e for e in worker.log_lines() if e["msg"] == "starting worker"]
+    assert [e["worker_class"] for e in starts] == [WORKER_CLASS]
 
 
 def rq_samples(role: Role) -> dict[str, list]:
@@ -137,3 +150,40 @@ def test_scheduler_runs_and_stops_on_sigterm(app_env: dict[str, str], released: 
         code = role.terminate(timeout=30)
         assert code in (0, 143), role.output()
         role.log_lines()  # every line is JSON
+
+
+def rq_shutdown(services: Services, worker_class: str, mode: str) -> subprocess.Popen:
+    """images/tests/rq_shutdown.py in a process of its own (it installs signal handlers)."""
+    env = {**os.environ, "PYTHONPATH": str(PLATFORM), "STATUSPAGE_TEST_REDIS_PORT": str(services.redis_port),
+           "STATUSPAGE_TEST_REDIS_PASSWORD": REDIS_PASSWORD}
+    queue = f"shutdown-{mode}-{uuid.uuid4().hex[:8]}"  # no other worker listens on it
+    return subprocess.Popen([sys.executable, str(HERE / "rq_shutdown.py"), worker_class, queue, mode],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen, timeout: float) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return json.loads(out.splitlines()[-1])
+
+
+def test_sigterm_right_after_a_dequeue_loses_the_job_with_rqs_worker(services: Services) -> None:
+    # The defect this role's worker class exists for (rq/rq#2236), so the test below can fail.
+    result = finished(rq_shutdown(services, "rq.Worker", "after-dequeue"), timeout=60)
+    assert result == {"worked": False, "status": "queued", "queued": 0}
+
+
+def test_sigterm_right_after_a_dequeue_still_runs_the_job(services: Services) -> None:
+    result = finished(rq_shutdown(services, WORKER_CLASS, "after-dequeue"), timeout=60)
+    assert result == {"worked": True, "status": "finished", "queued": 0}
+
+
+def test_an_idle_worker_stops_within_the_stop_check(services: Services) -> None:
+    proc = rq_shutdown(services, WORKER_CLASS, "idle")
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+    time.sleep(1.5)  # inside a blocking dequeue
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    result = finished(proc, timeout=30)
+    assert result == {"worked": False, "status": None, "queued": 0}
+    assert time.monotonic() - started < STOP_CHECK_SECONDS + 2

@@ -40,6 +40,8 @@ RELEASE_STEPS: tuple[tuple[str, ...], ...] = (
     ("clearcache",),
 )
 ROLES = ("web", "worker", "scheduler", "release", "check-config", "healthcheck", "manage")
+# The RQ worker class of the worker role (see statuspage_platform/worker.py).
+WORKER_CLASS = "statuspage_platform.worker.Worker"
 
 
 class LogStream(io.TextIOBase):
@@ -133,7 +135,9 @@ def _start_probes(config: Config, with_rq: bool) -> None:
 
 
 def run_worker(config: Config) -> int:
-    """RQ worker on the configured queues; RQ finishes the current job on SIGTERM (warm shutdown)."""
+    """RQ worker on the configured queues. On SIGTERM it finishes the current job, a job it has just
+    dequeued included, then exits (``statuspage_platform.worker.Worker``, a warm shutdown that
+    closes RQ's window between dequeue and execution)."""
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     setup_django()
     _start_probes(config, with_rq=True)
@@ -141,8 +145,8 @@ def run_worker(config: Config) -> int:
 
     logging.getLogger("statuspage_platform").info(
         "starting worker", extra={"role": "worker", "queues": config.worker_queues,
-                                  "metrics_port": config.metrics_port})
-    call_command("rqworker", *config.worker_queues)
+                                  "worker_class": WORKER_CLASS, "metrics_port": config.metrics_port})
+    call_command("rqworker", *config.worker_queues, worker_class=WORKER_CLASS)
     return 0
 
 
