@@ -79,8 +79,9 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 sleep 3 # a job run twice would show up now
-count=$(curl -sf --max-time 5 "$web/jobs/" | python3 -c "import json,sys; print(json.load(sys.stdin)['finished'].get(sys.argv[1], 0))" "$label")
-[[ $count == 16 ]] || load_fail "the worker rollout: $count of 16 jobs completed (each must run exactly once)"
+jobs=$(curl -sf --max-time 5 "$web/jobs/")
+count=$(python3 -c "import json,sys; print(json.loads(sys.argv[2])['finished'].get(sys.argv[1], 0))" "$label" "$jobs")
+[[ $count == 16 ]] || load_fail "the worker rollout: $count of 16 jobs completed (each must run exactly once); RQ: $jobs"
 load_log "worker rollout mid-batch: 16 of 16 jobs completed, each once"
 
 # --- (b) a broken release: web crashes at start; the rollout fails fast and rolls back ---------
