@@ -22,7 +22,7 @@ from rq import Queue
 
 from conftest import HERE, PLATFORM, Role, http_get, postgres_stopped, redis_stopped, running, wait_for, wait_http
 from services import REDIS_PASSWORD, Services
-from statuspage_platform.entrypoint import WORKER_CLASS
+from statuspage_platform.entrypoint import SCHEDULER_CLASS, WORKER_CLASS
 from statuspage_platform.worker import STOP_CHECK_SECONDS
 
 
@@ -149,13 +149,15 @@ def test_scheduler_runs_and_stops_on_sigterm(app_env: dict[str, str], released: 
         assert role.proc.poll() is None
         code = role.terminate(timeout=30)
         assert code in (0, 143), role.output()
-        role.log_lines()  # every line is JSON
+        starts = [e for e in role.log_lines() if e["msg"] == "starting scheduler"]  # every line is JSON
+        assert [e["scheduler_class"] for e in starts] == [SCHEDULER_CLASS]
 
 
-def rq_shutdown(services: Services, worker_class: str, mode: str) -> subprocess.Popen:
+def rq_shutdown(services: Services, worker_class: str, mode: str,
+                env: dict[str, str] | None = None) -> subprocess.Popen:
     """images/tests/rq_shutdown.py in a process of its own (it installs signal handlers)."""
-    env = {**os.environ, "PYTHONPATH": str(PLATFORM), "STATUSPAGE_TEST_REDIS_PORT": str(services.redis_port),
-           "STATUSPAGE_TEST_REDIS_PASSWORD": REDIS_PASSWORD}
+    env = {**(env or {**os.environ, "PYTHONPATH": str(PLATFORM)}),
+           "STATUSPAGE_TEST_REDIS_PORT": str(services.redis_port), "STATUSPAGE_TEST_REDIS_PASSWORD": REDIS_PASSWORD}
     queue = f"shutdown-{mode}-{uuid.uuid4().hex[:8]}"  # no other worker listens on it
     return subprocess.Popen([sys.executable, str(HERE / "rq_shutdown.py"), worker_class, queue, mode],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -187,3 +189,16 @@ def test_an_idle_worker_stops_within_the_stop_check(services: Services) -> None:
     result = finished(proc, timeout=30)
     assert result == {"worked": False, "status": None, "queued": 0}
     assert time.monotonic() - started < STOP_CHECK_SECONDS + 2
+
+
+def test_sigterm_right_after_a_push_repeats_the_job_with_rq_schedulers_scheduler(
+        services: Services, app_env: dict[str, str]) -> None:
+    # The control: rq-scheduler exits between pushing the job and taking it off the schedule, so
+    # the job is queued and still due (the next scheduler queues it again).
+    proc = rq_shutdown(services, "django_rq.queues.DjangoScheduler", "after-push", env=app_env)
+    assert finished(proc, timeout=60) == {"exited": True, "queued": 1, "schedule": "due"}
+
+
+def test_sigterm_right_after_a_push_finishes_the_move(services: Services, app_env: dict[str, str]) -> None:
+    proc = rq_shutdown(services, SCHEDULER_CLASS, "after-push", env=app_env)
+    assert finished(proc, timeout=60) == {"exited": True, "queued": 1, "schedule": "later"}

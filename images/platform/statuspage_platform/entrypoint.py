@@ -42,6 +42,8 @@ RELEASE_STEPS: tuple[tuple[str, ...], ...] = (
 ROLES = ("web", "worker", "scheduler", "release", "check-config", "healthcheck", "manage")
 # The RQ worker class of the worker role (see statuspage_platform/worker.py).
 WORKER_CLASS = "statuspage_platform.worker.Worker"
+# The rq-scheduler class of the scheduler role (see statuspage_platform/scheduler.py).
+SCHEDULER_CLASS = "statuspage_platform.scheduler.Scheduler"
 
 
 class LogStream(io.TextIOBase):
@@ -151,14 +153,19 @@ def run_worker(config: Config) -> int:
 
 
 def run_scheduler(config: Config) -> int:
-    """RQ scheduler; it exits on SIGTERM."""
+    """RQ scheduler; on SIGTERM it exits, after the pass of moves it is in if any
+    (``statuspage_platform.scheduler.Scheduler``, through django-rq's ``RQ['SCHEDULER_CLASS']``)."""
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     setup_django()
     _start_probes(config, with_rq=False)
+    from django.conf import settings
     from django.core.management import call_command
 
+    # Status-Page's settings define no RQ dict; keep any it may define later.
+    settings.RQ = {**getattr(settings, "RQ", {}), "SCHEDULER_CLASS": SCHEDULER_CLASS}
     logging.getLogger("statuspage_platform").info(
-        "starting scheduler", extra={"role": "scheduler", "metrics_port": config.metrics_port})
+        "starting scheduler", extra={"role": "scheduler", "scheduler_class": SCHEDULER_CLASS,
+                                     "metrics_port": config.metrics_port})
     call_command("rqscheduler")
     return 0
 
