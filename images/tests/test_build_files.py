@@ -55,9 +55,14 @@ def test_source_arrives_as_a_stage_the_builder_copies() -> None:
     all_stages = stages()
     assert all_stages["statuspage-source"] == ["FROM scratch AS statuspage-source", "COPY source/ /"]
     assert "COPY --from=statuspage-source / /src" in all_stages["builder"]
-    # Only the builder reads the source; the targets get the built tree from the builder.
-    users = [name for name, lines in all_stages.items() if any("--from=statuspage-source" in x for x in lines)]
-    assert users == ["builder"]
+    # Only the builder reads the whole source, docs-tools its requirements.txt alone (so a commit
+    # that leaves it alone reuses the docs tooling); the targets get the built tree from the builder.
+    users = {name: [x for x in lines if "--from=statuspage-source" in x] for name, lines in all_stages.items()}
+    assert {name: lines for name, lines in users.items() if lines} == {
+        "docs-tools": ["COPY --from=statuspage-source /requirements.txt /build/source-requirements.txt"],
+        "builder": ["COPY --from=statuspage-source / /src"]}
+    assert all_stages["docs-tools"][0] == "FROM base AS docs-tools"
+    assert "COPY --from=docs-tools /tmp/docs-venv /tmp/docs-venv" in all_stages["builder"]
 
 
 def test_builder_installs_exactly_the_lock_then_checks() -> None:
