@@ -5,7 +5,8 @@ usage: rq_shutdown.py CLASS QUEUE MODE   (Redis from STATUSPAGE_TEST_REDIS_PORT/
 
 Worker modes (CLASS: an RQ worker class):
   ``after-dequeue``: enqueue one job, then SIGTERM this process the moment the worker's dequeue
-  returns it (before the worker marks itself busy: the window of rq/rq#2236).
+  (BLPOP over QUEUE and QUEUE-low) returns it, before the worker marks itself busy: the window of
+  rq/rq#2236.
   ``idle``: no job; the test sends SIGTERM from outside while the worker waits on an empty queue.
   Prints {"worked": bool, "status": job status or null, "queued": jobs left on the queue}.
 Scheduler mode (CLASS: an rq-scheduler class; Django configured from the environment):
@@ -17,6 +18,7 @@ Scheduler mode (CLASS: an rq-scheduler class; Django configured from the environ
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -70,6 +72,7 @@ def scheduler(scheduler_class: str, queue_name: str) -> int:
 
 
 def main(worker_class: str, queue_name: str, mode: str) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     if mode == "after-push":
         return scheduler(worker_class, queue_name)
     connection = connect()
@@ -77,7 +80,10 @@ def main(worker_class: str, queue_name: str, mode: str) -> int:
     job = queue.enqueue("time.sleep", 0.2) if mode == "after-dequeue" else None
     if mode == "after-dequeue":
         sigterm_after(Queue, "dequeue_any")
-    worker = import_attribute(worker_class)([queue], connection=connection)
+    # Two queues, as the role listens to several: RQ then dequeues with BLPOP (with one queue it
+    # uses BLMOVE through an intermediate list, which its maintenance later marks failed).
+    queues = [queue, Queue(f"{queue_name}-low", connection=connection)]
+    worker = import_attribute(worker_class)(queues, connection=connection)
     print("listening", flush=True)
     worked = worker.work(burst=False)
     status = job.get_status(refresh=True) if job else None

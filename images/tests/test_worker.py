@@ -164,13 +164,19 @@ def rq_shutdown(services: Services, worker_class: str, mode: str,
 
 
 def finished(proc: subprocess.Popen, timeout: float) -> dict:
+    """The script's JSON result; also that it ended through the warm shutdown, not an error (RQ's
+    work loop returns False on any exception, as on a stop)."""
     out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err
+    logs = out + err  # RQ's loggers (stderr), or Django's logging configuration (JSON on stdout)
+    assert proc.returncode == 0, logs
+    assert "unhandled exception" not in logs and "Traceback" not in logs, logs
+    assert "warm shut down requested" in logs.lower() or "shutting down rq scheduler" in logs.lower(), logs
     return json.loads(out.splitlines()[-1])
 
 
 def test_sigterm_right_after_a_dequeue_loses_the_job_with_rqs_worker(services: Services) -> None:
-    # The defect this role's worker class exists for (rq/rq#2236), so the test below can fail.
+    # The defect this role's worker class exists for (rq/rq#2236), so the test below can fail:
+    # the job was taken off its queue and is in no registry.
     result = finished(rq_shutdown(services, "rq.Worker", "after-dequeue"), timeout=60)
     assert result == {"worked": False, "status": "queued", "queued": 0}
 
@@ -184,6 +190,7 @@ def test_an_idle_worker_stops_within_the_stop_check(services: Services) -> None:
     proc = rq_shutdown(services, WORKER_CLASS, "idle")
     assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
     time.sleep(1.5)  # inside a blocking dequeue
+    assert proc.poll() is None, "the worker ended before it was asked to"
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     result = finished(proc, timeout=30)

@@ -8,7 +8,7 @@ and still due (the next scheduler enqueues it again: it runs twice); between the
 repeating job from the schedule for good. A rollout sends SIGTERM to the scheduler pod.
 
 This scheduler finishes the pass of moves it is in, then exits; anywhere else (sleeping between
-passes, most of its life) it exits at once, as rq-scheduler does. ``run``'s own ``finally`` removes
+passes, most of its life) it exits at once, as rq-scheduler does, and so does a second signal. ``run``'s own ``finally`` removes
 the lock and registers the death either way.
 """
 
@@ -32,9 +32,11 @@ class Scheduler(DjangoScheduler):
         """SIGINT/SIGTERM: exit now, or after the current pass of moves if one is running."""
 
         def stop(signum: int, frame: FrameType | None) -> None:
-            if self._moving:
+            if self._moving and not self._stop_requested:  # a second signal exits at once
                 self._stop_requested = True
                 return
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # run()'s cleanup must not be cut short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             self.log.info("Shutting down RQ scheduler...")
             raise SystemExit()
 
@@ -45,9 +47,12 @@ class Scheduler(DjangoScheduler):
         """Move every due job to its queue (rq-scheduler's pass); exit afterwards if asked to meanwhile."""
         self._moving = True
         try:
-            return super().enqueue_jobs()
+            jobs = super().enqueue_jobs()
         finally:
             self._moving = False
-            if self._stop_requested:
-                self.log.info("Shutting down RQ scheduler (after moving the due jobs)...")
-                raise SystemExit()
+        if self._stop_requested:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.log.info("Shutting down RQ scheduler (after moving the due jobs)...")
+            raise SystemExit()
+        return jobs

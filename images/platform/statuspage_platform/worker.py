@@ -37,17 +37,18 @@ class Worker(RQWorker):
     """``rq.Worker`` (fork a work horse per job) with a warm shutdown that finishes a dequeued job."""
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        """Record a warm shutdown request; the work loop stops at its next turn (never raises)."""
+        """Record a warm shutdown request; the work loop stops at its next turn.
+
+        Never raises and does no Redis I/O: the handler runs between two bytecodes of the main
+        thread, which may hold redis-py's connection-pool lock (RQ's own handler writes the
+        shutdown date to Redis here when busy; that informational field is left out).
+        """
         self.log.debug("Worker %s: got signal %s", self.name, signal.Signals(signum).name)
         self._shutdown_requested_date = now()
         signal.signal(signal.SIGINT, self.request_force_stop)
         signal.signal(signal.SIGTERM, self.request_force_stop)
         self.handle_warm_shutdown_request()
         self._stop_requested = True
-        if self.get_state() == WorkerStatus.BUSY:
-            self.set_shutdown_requested_date()
-        if self.scheduler:
-            self.stop_scheduler()
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
@@ -63,14 +64,16 @@ class Worker(RQWorker):
         self.procline("Listening on " + ",".join(self.queue_names()))
         idle_since = time.monotonic()
         backoff = 1.0
-        while not self._stop_requested:
+        while True:
             wait = _wait_seconds(timeout, max_idle_time, time.monotonic() - idle_since)
-            if wait == 0:
+            if wait == 0 or self._stopping():
                 return None
             try:
                 self.heartbeat()
                 if self.should_run_maintenance_tasks:
                     self.run_maintenance_tasks()
+                if self._stopping():  # checked again right before a job can be taken
+                    return None
                 result = self.queue_class.dequeue_any(
                     self._ordered_queues, wait, connection=self.connection, job_class=self.job_class,
                     serializer=self.serializer, death_penalty_class=self.death_penalty_class)
@@ -86,9 +89,15 @@ class Worker(RQWorker):
                 job, queue = result
                 self.reorder_queues(reference_queue=queue)
                 job.redis_server_version = self.get_redis_server_version()
-                self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+                described = f"{job.description} ({job.id})" if self.log_job_description else job.id
+                self.log.info("Worker %s: %s: %s", self.name, queue.name, described)
             return result
-        return None
+
+    def _stopping(self) -> bool:
+        """True once a stop was requested (logged here: RQ's loop then ends without a word)."""
+        if self._stop_requested:
+            self.log.info("Worker %s: stopping on request, no job in hand", self.name)
+        return self._stop_requested
 
     def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less once a stop is requested."""
