@@ -112,7 +112,7 @@ pub struct Report {
 /// How long one step of the run took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhaseTiming {
-    /// `render`, `validate`, `lock`, `configure`, `migrate`, `apply`, `wait`, `diagnose`,
+    /// `render`, `connect`, `validate`, `lock`, `configure`, `migrate`, `apply`, `wait`, `diagnose`,
     /// `roll back` or `prune`.
     pub phase: &'static str,
     /// Wall time, in milliseconds.

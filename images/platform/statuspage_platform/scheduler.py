@@ -35,10 +35,7 @@ class Scheduler(DjangoScheduler):
             if self._moving and not self._stop_requested:  # a second signal exits at once
                 self._stop_requested = True
                 return
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # run()'s cleanup must not be cut short
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            self.log.info("Shutting down RQ scheduler...")
-            raise SystemExit()
+            self._exit("Shutting down RQ scheduler...")
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
@@ -51,8 +48,12 @@ class Scheduler(DjangoScheduler):
         finally:
             self._moving = False
         if self._stop_requested:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            self.log.info("Shutting down RQ scheduler (after moving the due jobs)...")
-            raise SystemExit()
+            self._exit("Shutting down RQ scheduler (after moving the due jobs)...")
         return jobs
+
+    def _exit(self, message: str) -> None:
+        """Raise SystemExit to ``run()``, whose cleanup (lock, death) no further signal cuts short."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.log.info(message)
+        raise SystemExit()
