@@ -5,9 +5,9 @@
 //! registry which images it already has (each is reused with its registry digest, never built or
 //! pushed again), builds only the missing targets one after another (the first builds every shared
 //! stage, BuildKit running independent stages in parallel; the others reuse them from the engine's
-//! cache), then exports a cache image of each stage the targets only `COPY --from`, so a fresh
-//! runner reuses those stages too. The result is a [`statuspage_common::release::Release`] for the
-//! push step.
+//! cache), and beside them exports a cache image of each stage the targets only `COPY --from`, so
+//! a fresh runner reuses those stages too. The result is a
+//! [`statuspage_common::release::Release`] for the push step.
 
 pub mod cli;
 pub mod context;
@@ -17,7 +17,10 @@ pub mod error;
 pub mod plan;
 pub mod report;
 
-use futures_util::future::join_all;
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures_util::future::{Either, join_all, select};
 use statuspage_common::release::Release;
 
 pub use engine::{Builder, Engine, Progress, ProgressEvent, TargetBuild};
@@ -45,7 +48,7 @@ impl BuildOutcome {
     }
 }
 
-/// Validate, then build every target the registry does not have yet, then export the cache.
+/// Validate, then build every target the registry does not have yet, exporting the cache beside.
 ///
 /// Errors: bad input (exit 2) before the engine is called; [`BuildError::StepFailed`] (exit 1);
 /// engine failures (exit 3). A cache export that fails is a note, not an error.
@@ -61,7 +64,9 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
     }
     let job =
         BuildJob { engine: &engine, plan: &plan, auth: config.registry_auth.as_ref(), progress: &progress };
-    let (builder, targets) = job.missing(config, &missing, &mut notes).await?;
+    let (built, exported) = job.missing_and_cache(config, &missing).await;
+    let (builder, targets, build_notes) = built?;
+    notes.splice(0..0, build_notes);
     for built in &targets {
         if let Some(image) = release.images.get_mut(&built.target) {
             image.image_id = Some(built.image_id.clone());
@@ -69,9 +74,7 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
             image.built = Some(true);
         }
     }
-    if builder == Builder::Buildkit {
-        notes.extend(job.export_cache().await);
-    }
+    notes.extend(exported);
     Ok(BuildOutcome { release, builder: Some(builder), targets, notes })
 }
 
@@ -143,6 +146,7 @@ async fn choose_builder(choice: BuilderChoice, engine: &Engine, notes: &mut Vec<
 }
 
 /// Everything one build of all targets shares.
+#[derive(Clone, Copy)]
 struct BuildJob<'a> {
     engine: &'a Engine,
     plan: &'a BuildPlan,
@@ -164,16 +168,48 @@ impl BuildJob<'_> {
         result
     }
 
-    /// Build the missing targets with the builder `config` asks for (BuildKit when the engine
-    /// offers it); with `auto`, a BuildKit session the engine could not start is retried with the
-    /// classic builder. Returns the builder used and one result per target, in order.
-    async fn missing(
+    /// Build the missing targets and, with BuildKit and cache images planned, export the cache
+    /// beside them: each cache image's build shares its stage with the targets' builds in
+    /// BuildKit's solver (identical steps run once), so its push starts as soon as the stage is
+    /// built, while the targets still build. A failed target build cancels the export; the export
+    /// prints no progress of its own (its steps are the targets'), its outcome is in the notes.
+    /// Returns the build's result (builder, targets, notes) and the export's notes.
+    async fn missing_and_cache(
         &self,
         config: &BuildConfig,
         missing: &[PlannedImage],
-        notes: &mut Vec<String>,
-    ) -> Result<(Builder, Vec<TargetBuild>), BuildError> {
-        let mut builder = choose_builder(config.builder, self.engine, notes).await;
+    ) -> (Result<(Builder, Vec<TargetBuild>, Vec<String>), BuildError>, Vec<String>) {
+        let mut notes = Vec::new();
+        let builder = choose_builder(config.builder, self.engine, &mut notes).await;
+        let build = pin!(self.missing(config, builder, missing, notes));
+        if builder != Builder::Buildkit || self.plan.cache_images.is_empty() {
+            return (build.await, Vec::new());
+        }
+        let quiet: Progress = Arc::new(|_| {});
+        let exporter = BuildJob { progress: &quiet, ..*self };
+        let export = pin!(exporter.export_cache());
+        let (built, exported) = match select(build, export).await {
+            Either::Left((built @ Err(_), _)) => (built, Vec::new()),
+            Either::Left((built, export)) => (built, export.await),
+            Either::Right((exported, build)) => (build.await, exported),
+        };
+        match built {
+            // Fallen back to the classic builder: the export's BuildKit builds failed the same way.
+            Ok((Builder::Classic, ..)) => (built, Vec::new()),
+            built => (built, exported),
+        }
+    }
+
+    /// Build the missing targets with `builder`; with `auto`, a BuildKit session the engine could
+    /// not start is retried with the classic builder. Returns the builder used, one result per
+    /// target in order, and `notes` with the builder used first.
+    async fn missing(
+        &self,
+        config: &BuildConfig,
+        mut builder: Builder,
+        missing: &[PlannedImage],
+        mut notes: Vec<String>,
+    ) -> Result<(Builder, Vec<TargetBuild>, Vec<String>), BuildError> {
         let mut targets = self.all(missing, builder).await;
         if builder == Builder::Buildkit
             && config.builder == BuilderChoice::Auto
@@ -192,7 +228,7 @@ impl BuildJob<'_> {
             other => other,
         })?;
         notes.insert(0, format!("built with {builder}"));
-        Ok((builder, targets))
+        Ok((builder, targets, notes))
     }
 
     /// One target after another, stopping at the first failure. The first build makes every
@@ -211,8 +247,8 @@ impl BuildJob<'_> {
         results
     }
 
-    /// Build each cache image (all cache hits by now) with inline cache metadata and push it,
-    /// unless the registry has it already. Returns one note per image; failures never fail the
+    /// Build each cache image (its steps shared with the targets' builds) with inline cache
+    /// metadata and push it, unless the registry has it already. Returns one note per image; failures never fail the
     /// build (the next run is only slower), they say why.
     async fn export_cache(&self) -> Vec<String> {
         let mut notes = Vec::new();
