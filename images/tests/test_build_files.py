@@ -199,3 +199,14 @@ def test_import_check_names_the_module_and_the_missing_import(tmp_path: Path) ->
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith(
         "import_check: importing probes.feeds failed: missing import 'feedparser_not_in_the_lock'")
+
+
+def test_every_apt_install_leaves_no_package_caches_in_its_layer() -> None:
+    # A base without the official image's docker-clean hook (the stand-in) leaves apt's lists, its
+    # *.bin caches and the downloaded .deb files in the layer: 128 MB in `packages`, pushed by the
+    # cache export and pulled by the next commit. Every step that installs must remove them.
+    installs = [(name, x) for name, lines in stages().items() for x in lines if "apt-get" in x and "install" in x]
+    assert {name for name, _ in installs} == {"packages", "runtime"}
+    for name, step in installs:
+        for cache in ("/var/lib/apt/lists/*", "/var/cache/apt/*.bin", "/var/cache/apt/archives/*.deb"):
+            assert cache in step.split("install", 1)[1], f"{name}: {cache} not removed"

@@ -279,6 +279,18 @@ FROM scratch
     }
 
     #[test]
+    fn the_parents_of_a_copied_stage_are_copied_only_too_in_file_order() {
+        // images/Dockerfile's shape: `packages` (compilers, locked virtualenv) is the parent of
+        // `builder`, which the runtime copies from; `base` is every target's parent.
+        let info = DockerfileInfo::parse(
+            "FROM python AS base\nRUN true\nFROM base AS packages\nRUN pip install\n\
+             FROM packages AS builder\nRUN mkdocs build\nFROM base AS runtime\nRUN useradd x\n\
+             COPY --from=builder /opt/venv /opt/venv\nFROM runtime AS web\n",
+        );
+        assert_eq!(info.copied_only_stages(&["web"]), ["packages", "builder"]);
+    }
+
+    #[test]
     fn unknown_instructions_are_found_and_heredoc_bodies_are_not_instructions() {
         let info = DockerfileInfo::parse(
             "FROM scratch AS a\nRUN <<EOF\nset -e\necho hi\nEOF\nCOPY <<-\"CONF\" /etc/x\nkey = value\nCONF\nFRM b\n",

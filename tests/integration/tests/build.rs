@@ -253,6 +253,39 @@ FROM base AS scheduler
     assert!(!text.contains("output line 15\n"), "only the last 30 lines: {text}");
 }
 
+/// The cache export runs beside the target builds and shares their steps: a step that fails in a
+/// stage the target only copies from fails the target (the error names the target and the step,
+/// not the cache image), and nothing of the cache export reaches the registry.
+#[tokio::test]
+async fn a_failed_target_build_cancels_the_cache_export_beside_it() {
+    let dockerfile = "\
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
+COPY nonce /nonce
+FROM base AS builder
+RUN echo compiling; exit 4
+FROM base AS web
+COPY --from=builder /nonce /copied
+";
+    let context = scratch_context(dockerfile);
+    let s = stack();
+    let repository = unique("build-it-export-fail/web");
+    let mut c = build_config(context.path(), &[format!("web={repository}")], SHA);
+    c.export_cache = true;
+    let err = run(&c, quiet()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, BuildError::StepFailed { .. }), "{text}");
+    assert!(text.contains("target web failed at step") && text.contains("exit 4"), "{text}");
+    let cache_ref = format!("{}/{repository}:cache-builder-{SHA}", s.registry);
+    match s.registry_image(&cache_ref).await {
+        Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+            assert!(message.contains("unknown") || message.contains("not found"), "{message}")
+        }
+        other => panic!("no cache image of a failed build may reach the registry: {other:?}"),
+    }
+}
+
 fn build_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     run_binary("statuspage-build", args, env, "")
 }
