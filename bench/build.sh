@@ -8,12 +8,12 @@
 #
 # cold      the engine's build cache and the images emptied before each tool, so each pays the
 #           same apt and PyPI downloads (through the stack's NAT): statuspage-build, with and
-#           without the export of the builder stage's cache image (--no-cache-export); three
+#           without the export of the cache images (--no-cache-export); three
 #           `docker build --target` with the classic builder; three `docker buildx build
 #           --target` (BuildKit, what `docker build` is today); `docker buildx bake` of the three.
 # warm      the same tree again, everything cached: statuspage-build vs three `docker buildx build`.
 # registry  a second commit on an emptied engine with --cache-from-commit (the registry's inline
-#           and builder-stage cache of the first) vs statuspage-build cold.
+#           cache and the cache images of the first) vs statuspage-build cold.
 # skip      every image already in the registry: the time statuspage-build needs to do nothing.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
