@@ -252,9 +252,14 @@ impl BuildJob<'_> {
     /// build (the next run is only slower), they say why.
     async fn export_cache(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        for image in &self.plan.cache_images {
+        // The registry is asked about every cache image at once (one round trip, not one each:
+        // it is most of a warm build's time).
+        let checks =
+            self.plan.cache_images.iter().map(|i| self.engine.registry_digest(i.primary_ref(), self.auth));
+        let present = join_all(checks).await;
+        for (image, present) in self.plan.cache_images.iter().zip(present) {
             let reference = image.primary_ref();
-            if let Ok(Some(_)) = self.engine.registry_digest(reference.clone(), self.auth).await {
+            if let Ok(Some(_)) = present {
                 notes.push(format!("cache {reference} is already in the registry"));
                 continue;
             }
