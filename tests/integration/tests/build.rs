@@ -10,13 +10,19 @@ use statuspage_integration_tests::{build_config, run_binary, scratch_context, st
 
 const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
+/// A `base` stage with a shell: busybox from the scratch context (`scratch_context`) and its nonce.
+macro_rules! busybox_base {
+    () => {
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY nonce /nonce\n"
+    };
+}
+
 /// Three targets over one shared stage. The shared stage records a random ID when it runs:
 /// identical IDs in all three images prove it ran once.
-const THREE_TARGETS: &str = "\
-FROM scratch AS base
-COPY busybox /bin/busybox
-RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
-COPY nonce /nonce
+const THREE_TARGETS: &str = concat!(
+    busybox_base!(),
+    "\
 RUN cat /proc/sys/kernel/random/uuid > /base-run-id
 FROM base AS web
 ARG GREETING=hello
@@ -26,7 +32,8 @@ FROM base AS worker
 RUN echo worker > /component
 FROM base AS scheduler
 RUN echo scheduler > /component
-";
+"
+);
 
 fn config(context: &std::path::Path, prefix: &str, builder: BuilderChoice) -> BuildConfig {
     let targets: Vec<String> =
@@ -232,17 +239,16 @@ async fn images_the_registry_has_are_reused_one_by_one_and_only_the_missing_ones
 
 #[tokio::test]
 async fn failing_run_step_names_the_step_and_shows_the_last_30_lines() {
-    let dockerfile = "\
-FROM scratch AS base
-COPY busybox /bin/busybox
-RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
-COPY nonce /nonce
+    let dockerfile = concat!(
+        busybox_base!(),
+        "\
 FROM base AS web
 ARG GREETING
 RUN for i in $(seq 1 45); do echo \"output line $i\"; done; exit 3
 FROM base AS worker
 FROM base AS scheduler
-";
+"
+    );
     let context = scratch_context(dockerfile);
     let c = config(context.path(), &unique("build-it-fail"), BuilderChoice::Buildkit);
     let err = run(&c, quiet()).await.unwrap_err();
@@ -258,16 +264,15 @@ FROM base AS scheduler
 /// not the cache image), and nothing of the cache export reaches the registry.
 #[tokio::test]
 async fn a_failed_target_build_cancels_the_cache_export_beside_it() {
-    let dockerfile = "\
-FROM scratch AS base
-COPY busybox /bin/busybox
-RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
-COPY nonce /nonce
+    let dockerfile = concat!(
+        busybox_base!(),
+        "\
 FROM base AS builder
 RUN echo compiling; exit 4
 FROM base AS web
 COPY --from=builder /nonce /copied
-";
+"
+    );
     let context = scratch_context(dockerfile);
     let s = stack();
     let repository = unique("build-it-export-fail/web");
