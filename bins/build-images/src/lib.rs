@@ -64,9 +64,15 @@ pub async fn run(config: &BuildConfig, progress: Progress) -> Result<BuildOutcom
     }
     let job =
         BuildJob { engine: &engine, plan: &plan, auth: config.registry_auth.as_ref(), progress: &progress };
-    let (built, exported) = job.missing_and_cache(config, &missing).await;
-    let (builder, targets, build_notes) = built?;
-    notes.splice(0..0, build_notes);
+    let chosen = choose_builder(config.builder, &engine, &mut notes).await;
+    let (built, exported) = job.missing_and_cache(config, chosen, &missing).await;
+    let (builder, targets) = built?;
+    if builder != chosen {
+        notes.push(
+            "BuildKit failed to start a session on this engine: retried with the classic builder".into(),
+        );
+    }
+    notes.insert(0, format!("built with {builder}"));
     for built in &targets {
         if let Some(image) = release.images.get_mut(&built.target) {
             image.image_id = Some(built.image_id.clone());
@@ -173,15 +179,14 @@ impl BuildJob<'_> {
     /// BuildKit's solver (identical steps run once), so its push starts as soon as the stage is
     /// built, while the targets still build. A failed target build cancels the export; the export
     /// prints no progress of its own (its steps are the targets'), its outcome is in the notes.
-    /// Returns the build's result (builder, targets, notes) and the export's notes.
+    /// Returns the build's result (the builder used, the targets) and the export's notes.
     async fn missing_and_cache(
         &self,
         config: &BuildConfig,
+        builder: Builder,
         missing: &[PlannedImage],
-    ) -> (Result<(Builder, Vec<TargetBuild>, Vec<String>), BuildError>, Vec<String>) {
-        let mut notes = Vec::new();
-        let builder = choose_builder(config.builder, self.engine, &mut notes).await;
-        let build = pin!(self.missing(config, builder, missing, notes));
+    ) -> (Result<(Builder, Vec<TargetBuild>), BuildError>, Vec<String>) {
+        let build = pin!(self.missing(config, builder, missing));
         if builder != Builder::Buildkit || self.plan.cache_images.is_empty() {
             return (build.await, Vec::new());
         }
@@ -201,23 +206,19 @@ impl BuildJob<'_> {
     }
 
     /// Build the missing targets with `builder`; with `auto`, a BuildKit session the engine could
-    /// not start is retried with the classic builder. Returns the builder used, one result per
-    /// target in order, and `notes` with the builder used first.
+    /// not start is retried with the classic builder. Returns the builder used and one result per
+    /// target, in order.
     async fn missing(
         &self,
         config: &BuildConfig,
         mut builder: Builder,
         missing: &[PlannedImage],
-        mut notes: Vec<String>,
-    ) -> Result<(Builder, Vec<TargetBuild>, Vec<String>), BuildError> {
+    ) -> Result<(Builder, Vec<TargetBuild>), BuildError> {
         let mut targets = self.all(missing, builder).await;
         if builder == Builder::Buildkit
             && config.builder == BuilderChoice::Auto
             && targets.iter().any(|r| matches!(r, Err(BuildError::Engine { .. })))
         {
-            notes.push(
-                "BuildKit failed to start a session on this engine: retried with the classic builder".into(),
-            );
             builder = Builder::Classic;
             targets = self.all(missing, Builder::Classic).await;
         }
@@ -227,8 +228,7 @@ impl BuildJob<'_> {
             }
             other => other,
         })?;
-        notes.insert(0, format!("built with {builder}"));
-        Ok((builder, targets, notes))
+        Ok((builder, targets))
     }
 
     /// One target after another, stopping at the first failure. The first build makes every
@@ -248,8 +248,8 @@ impl BuildJob<'_> {
     }
 
     /// Build each cache image (its steps shared with the targets' builds) with inline cache
-    /// metadata and push it, unless the registry has it already. Returns one note per image; failures never fail the
-    /// build (the next run is only slower), they say why.
+    /// metadata and push it, unless the registry has it already. Returns one note per image;
+    /// failures never fail the build (the next run is only slower), they say why.
     async fn export_cache(&self) -> Vec<String> {
         let mut notes = Vec::new();
         // The registry is asked about every cache image at once (one round trip, not one each:

@@ -139,7 +139,8 @@ pub struct BuildPlan {
     /// The packed context (with the source tree, if any) exactly as the engine will get it.
     pub packed: Packed,
     /// Cache images to build and push beside the targets: one per stage the targets only
-    /// `COPY --from` (with the stages it is built `FROM`), named `<first target's repository>:cache-<stage>-<commit tag>`.
+    /// `COPY --from` (with the stages it is built `FROM`), named
+    /// `<first target's repository>:cache-<stage>-<commit tag>`.
     pub cache_images: Vec<PlannedImage>,
     /// The Dockerfile's absolute path.
     pub dockerfile: PathBuf,
